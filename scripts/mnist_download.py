@@ -1,0 +1,18 @@
+"""Rule mnist_download: fetch MNIST into <root>/MNIST/raw (only when the config allows downloads)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821  (snakemake is injected)
+
+from debias.jobs import start_job  # noqa: E402
+
+start_job(snakemake)  # noqa: F821
+
+from debias.data.mnist import download_mnist  # noqa: E402
+
+p = snakemake.params  # noqa: F821
+root = Path(snakemake.output[0]).parents[2]  # noqa: F821  (<root>/MNIST/raw/<file>)
+if not p.allowed:
+    raise SystemExit(f"MNIST is missing under {root} (config key colored_mnist.mnist.root) "
+                     "and allow_download is false")
+download_mnist(root, p.mirrors)

@@ -1,0 +1,105 @@
+"""Config validation: the JSON schema first, then what a schema cannot say (known methods, data on disk).
+
+Every error names the config key, the value found and what was expected, and is raised before any job
+starts (the Snakefile calls ``check`` while it builds the DAG).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def schema_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    messages = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        messages.append(f"config key {_key(err.absolute_path)}: {err.message}")
+    return messages
+
+
+def method_entry(section: dict[str, Any], row: str) -> tuple[str, dict[str, Any]]:
+    """(registered class name, hyperparameters) of a table row of an experiment section."""
+    hp = dict(section["hparams"][row])
+    return hp.pop("method", row), hp
+
+
+def check(config: dict[str, Any], schema_path: str | Path) -> None:
+    """Raise ConfigError listing every problem of ``config``."""
+    errors = schema_errors(config, schema_path)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    errors += _check_colored_mnist(config)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def _check_methods(section: dict[str, Any], prefix: str) -> list[str]:
+    from debias import methods
+
+    errors = []
+    known = methods.names()
+    for i, row in enumerate(section["methods"]):
+        if row not in section["hparams"]:
+            errors.append(f"config key {prefix}.methods[{i}]: {row!r} has no entry in {prefix}.hparams "
+                          f"(entries: {', '.join(section['hparams'])})")
+            continue
+        cls, hp = method_entry(section, row)
+        if cls not in known:
+            key = f"{prefix}.hparams.{row}.method" if "method" in section["hparams"][row] else f"{prefix}.methods[{i}]"
+            errors.append(f"config key {key}: unknown method {cls!r}; expected one of {', '.join(known)}")
+            continue
+        needed = getattr(methods.get(cls), "hparams", ())
+        for name in needed:
+            if name not in hp:
+                errors.append(f"config key {prefix}.hparams.{row}: method {cls!r} needs {name!r}")
+        init = hp.get("init_from")
+        if init is not None and init not in section["methods"]:
+            errors.append(f"config key {prefix}.hparams.{row}.init_from: {init!r} is not a row of {prefix}.methods "
+                          f"({', '.join(section['methods'])})")
+        if init == row:
+            errors.append(f"config key {prefix}.hparams.{row}.init_from: a row cannot start from itself")
+    return errors
+
+
+def _check_colored_mnist(config: dict[str, Any]) -> list[str]:
+    from debias.data import colored_mnist, mnist
+
+    section = config["colored_mnist"]
+    errors = _check_methods(section, "colored_mnist")
+    if section["source"] == "authors":
+        if not section.get("authors_dir"):
+            errors.append("config key colored_mnist.authors_dir: required when colored_mnist.source is 'authors'")
+        else:
+            for s in section["sigma2"]:
+                path = colored_mnist.authors_file(section["authors_dir"], s)
+                if not path.is_file():
+                    errors.append(f"config key colored_mnist.authors_dir: {path} is missing (sigma2 = "
+                                  f"{colored_mnist.sigma2_tag(s)}); the authors' files cannot be downloaded "
+                                  "by the pipeline, fetch them from the link in their dataset README")
+    elif section["mnist"]["source"] == "torchvision" and not config["allow_download"]:
+        missing = mnist.missing_files(section["mnist"]["root"])
+        if missing:
+            errors.append(f"config key colored_mnist.mnist.root: {section['mnist']['root']!r} lacks "
+                          f"{', '.join(map(str, missing))} and allow_download is false; expected torchvision's "
+                          "raw IDX layout <root>/MNIST/raw/*-ubyte, or set allow_download: true")
+    elif section["mnist"]["source"] == "torchvision" and not section["mnist"].get("mirrors"):
+        if mnist.missing_files(section["mnist"]["root"]):
+            errors.append("config key colored_mnist.mnist.mirrors: MNIST must be downloaded but no mirror is set")
+    return errors

@@ -1,0 +1,188 @@
+"""The training loop shared by every experiment.
+
+Small datasets live whole on the device; each step indexes a batch out of them (no DataLoader, no per-sample
+Python). The sample order of every epoch is a pure function of (seed, epoch), and the resumable state
+(method modules, optimisers, schedulers, RNG states, epoch, history) is saved atomically at epoch ends, so a
+killed run resumed from its state ends with the same numbers as one that ran through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from debias.io import torch_save
+from debias.methods.base import Method
+from debias.metrics import classification_metrics
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A logged loss became NaN or Inf; the message names the run, the epoch and the step."""
+
+
+@dataclass
+class RunSpec:
+    run_id: str
+    seed: int
+    epochs: int
+    batch_size: int
+    state_path: Path
+    eval_every: int = 0  # epochs between evaluations of every split; 0 = only at the end
+    checkpoint_every_s: float = 60.0  # minimum seconds between two saves of the resumable state
+    eval_batch_size: int = 1000
+    group_names: dict[int, str] = field(default_factory=dict)
+    fingerprint: str = ""  # what the state must match to be resumed (hyperparameters, data hash)
+    progress: bool = True
+    channels_last: bool = False  # feed image batches in channels-last layout (faster convolutions on CPU)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch: a permutation of range(n) determined by (seed, epoch) alone."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def batches(split: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int, channels_last: bool = False):
+    """Yield batch dicts; ``x`` stored as uint8 is converted to float in [0, 1]."""
+    for start in range(0, order.numel(), batch_size):
+        idx = order[start : start + batch_size]
+        batch = {k: v[idx] for k, v in split.items()}
+        if batch["x"].dtype == torch.uint8:
+            batch["x"] = batch["x"].float().div_(255.0)
+        if channels_last and batch["x"].dim() == 4:
+            batch["x"] = batch["x"].contiguous(memory_format=torch.channels_last)
+        yield batch
+
+
+@torch.no_grad()
+def evaluate(method: Method, split: dict[str, torch.Tensor], batch_size: int, group_names: dict[int, str],
+             channels_last: bool = False):
+    method.train(False)
+    order = torch.arange(split["y"].shape[0], device=split["y"].device)
+    preds = [method.predict(b["x"]).argmax(dim=1) for b in batches(split, order, batch_size, channels_last)]
+    method.train(True)
+    return classification_metrics(torch.cat(preds), split["y"], split.get("group"), group_names)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _load_state(spec: RunSpec) -> dict[str, Any] | None:
+    if not spec.state_path.is_file():
+        return None
+    state = torch.load(spec.state_path, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != spec.fingerprint:
+        log.warning("%s: saved state %s was made with other settings; starting afresh", spec.run_id, spec.state_path)
+        return None
+    return state
+
+
+def _check_finite(spec: RunSpec, epoch: int, steps_per_epoch: int, logs: list[dict[str, torch.Tensor]]) -> None:
+    for key in logs[0]:
+        values = torch.stack([step[key].float().reshape(()) for step in logs])
+        bad = (~torch.isfinite(values)).nonzero()
+        if bad.numel():
+            i = int(bad[0])
+            raise NonFiniteLoss(
+                f"run {spec.run_id}: {key} = {values[i].item()} at epoch {epoch}, step {epoch * steps_per_epoch + i}"
+                f" (step {i} of the epoch); stopping"
+            )
+
+
+def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpec) -> dict[str, Any]:
+    """Train ``method`` on ``splits['train']`` for ``spec.epochs``; return final metrics, history and timings."""
+    train = splits["train"]
+    missing = [k for k in method.needs if k not in train]
+    if missing:
+        raise KeyError(f"method {method.name!r} needs batch fields {missing}; this dataset supplies {sorted(train)}")
+    n = train["y"].shape[0]
+    steps_per_epoch = -(-n // spec.batch_size)
+    device = train["y"].device
+
+    start_epoch, history, elapsed = 0, [], 0.0
+    state = _load_state(spec)
+    if state is not None:
+        method.load_state_dict(state["method"])
+        _set_rng_state(state["rng"])
+        start_epoch, history, elapsed = state["epoch"], state["history"], state["elapsed_s"]
+        log.info("%s: resumed from %s at epoch %d", spec.run_id, spec.state_path, start_epoch)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=spec.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=spec.run_id,
+        disable=not spec.progress, mininterval=2.0, unit="step", dynamic_ncols=True,
+    )
+    method.train(True)
+    last_save = time.monotonic()
+    t0 = time.monotonic()
+    for epoch in range(start_epoch, spec.epochs):
+        epoch_logs = dict(method.on_epoch_start(epoch, spec.epochs, steps_per_epoch))
+        step_logs = []
+        for batch in batches(train, epoch_order(n, spec.seed, epoch).to(device), spec.batch_size, spec.channels_last):
+            step_logs.append(method.update(batch))
+            bar.update(1)
+        _check_finite(spec, epoch, steps_per_epoch, step_logs)
+        method.on_epoch_end(epoch)
+        for key in step_logs[0]:
+            epoch_logs[key] = torch.stack([s[key].float().reshape(()) for s in step_logs]).mean().item()
+        entry = {"epoch": epoch + 1, **epoch_logs}
+        last = epoch + 1 == spec.epochs
+        if spec.eval_every and ((epoch + 1) % spec.eval_every == 0) and not last:
+            for name, split in splits.items():
+                entry[name] = evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last)
+        history.append(entry)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in epoch_logs.items()}, refresh=False)
+        if last or time.monotonic() - last_save >= spec.checkpoint_every_s:
+            torch_save(
+                {
+                    "run_id": spec.run_id, "fingerprint": spec.fingerprint, "epoch": epoch + 1,
+                    "method": method.state_dict(), "rng": _rng_state(), "history": history,
+                    "elapsed_s": elapsed + time.monotonic() - t0,
+                },
+                spec.state_path,
+            )
+            last_save = time.monotonic()
+    bar.close()
+    train_time = elapsed + time.monotonic() - t0
+    steps_done = (spec.epochs - start_epoch) * steps_per_epoch
+    final = {name: evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last) for name, split in splits.items()}
+    if history:
+        history[-1].update(final)
+    return {
+        "metrics": final,
+        "history": history,
+        "selected": {"epoch": spec.epochs, "rule": "last epoch"},
+        "steps": spec.epochs * steps_per_epoch,
+        "train_time_s": train_time,
+        "steps_per_s": steps_done / max(time.monotonic() - t0, 1e-9),
+        "peak_memory_mb": peak_memory_mb(device),
+        "resumed_from_epoch": start_epoch,
+    }
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

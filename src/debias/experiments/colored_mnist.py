@@ -1,0 +1,102 @@
+"""Colored MNIST / Learning Not to Learn: prepare, train, aggregate (called by the rules' scripts)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import yaml
+
+from debias.data import colored_mnist as cm
+from debias.data.mnist import read_mnist
+from debias.devices import resolve_device
+from debias.io import read_json, sha256_file, torch_save, write_json, write_text
+from debias.models import colored_mnist_backbone
+from debias.plots import line_figure
+from debias.runner import RunOutputs, train_cell
+from debias.tables import paper_lookup, pivot_cells, summarize, to_latex, to_markdown
+
+log = logging.getLogger(__name__)
+GROUP_NAMES = {0: "bias_conflicting", 1: "bias_aligned"}
+
+
+def prepare(section: dict[str, Any], sigma2: float, data_out: str, recipe_out: str) -> None:
+    """Write the prepared dataset for one sigma2 and, beside it, its sha256 and the recipe."""
+    if section["source"] == "authors":
+        data = cm.load_authors_npy(section["authors_dir"], sigma2)
+        recipe = {"source": "authors", "file": str(cm.authors_file(section["authors_dir"], sigma2))}
+    else:
+        mnist = read_mnist(section["mnist"]["root"], key="colored_mnist.mnist.root")
+        data = cm.generate(mnist, section["colors"], sigma2, section["data_seed"])
+        recipe = {"source": "generate", "mnist": section["mnist"], "colors": section["colors"],
+                  "data_seed": section["data_seed"], "test_colors": "mean drawn uniformly, independent of the label"}
+    recipe.update(sigma2=sigma2, counts={s: int(data[f"{s}_y"].numel()) for s in ("train", "test")})
+    torch_save(data, data_out)
+    recipe["sha256"] = sha256_file(data_out)
+    write_json(recipe_out, recipe)
+    log.info("prepared %s: %s", data_out, json.dumps(recipe["counts"]))
+
+
+def train(*, section, sigma2: str, row: str, seeds, data, init_models, metrics, models, states, device) -> None:
+    dev = resolve_device(device)
+    prepared = torch.load(data, map_location="cpu", weights_only=True)
+    splits = cm.training_splits(prepared, dev)
+    m = section["model"]
+
+    def make_backbone():
+        return colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])
+
+    runs = [
+        RunOutputs(seed=int(s), metrics=Path(mo), model=Path(md), state=Path(st),
+                   init_model=Path(init_models[i]) if init_models else None)
+        for i, (s, mo, md, st) in enumerate(zip(seeds, metrics, models, states))
+    ]
+    train_cell(experiment="colored_mnist", variant={"sigma2": sigma2}, row=row, section=section, splits=splits,
+               make_backbone=make_backbone, runs=runs, data_sha256=sha256_file(data), device=dev,
+               group_names=GROUP_NAMES)
+
+
+def collect(metric_files: list[str]) -> pd.DataFrame:
+    rows = []
+    for path in metric_files:
+        rec = read_json(path)
+        test = rec["metrics"]["test"]
+        rows.append({
+            "method": rec["method"], "sigma2": float(rec["variant"]["sigma2"]), "seed": rec["seed"],
+            "test_acc": test["accuracy"], "train_acc": rec["metrics"]["train"]["accuracy"],
+            "test_acc_bias_conflicting": test.get("acc_bias_conflicting", float("nan")),
+            "train_time_s": rec["train_time_s"], "device": rec["device_name"],
+        })
+    return pd.DataFrame(rows)
+
+
+def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: str, out) -> pd.DataFrame:
+    runs = collect(metric_files)
+    paper = yaml.safe_load(Path(paper_file).read_text())["colored_mnist"]
+    summary = summarize(runs, ["method", "sigma2"], "test_acc", "acc")
+    summary["paper"] = [paper_lookup(paper, r, s) for r, s in zip(summary["method"], summary["sigma2"])]
+    summary["delta"] = summary["acc_mean"] - summary["paper"]
+    conflicting = summarize(runs, ["method", "sigma2"], "test_acc_bias_conflicting", "acc_bias_conflicting")
+    summary = summary.merge(conflicting.drop(columns="n_seeds"), on=["method", "sigma2"])
+    summary["scale"] = scale
+    order = {r: i for i, r in enumerate(rows)}
+    summary = summary.sort_values(["method", "sigma2"], key=lambda c: c.map(order) if c.name == "method" else c)
+    cols = ["method", "sigma2", "acc_mean", "acc_std", "n_seeds", "paper", "delta",
+            "acc_bias_conflicting_mean", "acc_bias_conflicting_std", "scale"]
+    summary = summary[cols].reset_index(drop=True)
+    write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
+
+    caption = (f"Colored MNIST, test accuracy, mean ± std over seeds [paper value, difference] ({scale} scale). "
+               f"Paper: {paper['table']}.")
+    col_fmt = lambda c: f"σ²={c:.3f}"  # noqa: E731
+    md = pivot_cells(summary, "method", "sigma2", "acc", rows, col_fmt=col_fmt)
+    write_text(out.md, f"{caption}\n\n" + to_markdown(md))
+    tex = pivot_cells(summary, "method", "sigma2", "acc", rows, latex=True, col_fmt=col_fmt)
+    write_text(out.tex, to_latex(tex, caption, "tab:colored_mnist"))
+    line_figure(summary, "sigma2", "acc_mean", "acc_std", "method", rows, "colour variance σ²",
+                "test accuracy", f"Colored MNIST ({scale} scale); dashed: paper", [out.png, out.pdf])
+    return summary

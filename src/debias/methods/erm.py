@@ -1,0 +1,52 @@
+"""Empirical risk minimisation: ``baseline`` (plain cross-entropy) and ``gray`` (the same on grey images)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from debias.methods.base import Method
+from debias.methods.registry import register
+from debias.models import Backbone
+
+# ITU-R BT.601 luma weights (PIL's "L" conversion)
+LUMA = (0.299, 0.587, 0.114)
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] [B, 3, H, W] -> luma copied to 3 channels, so the network keeps its input shape."""
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True).expand_as(x)
+
+
+@register("baseline")
+class Baseline(Method):
+    def __init__(self, backbone: Backbone, hp):
+        super().__init__(backbone, hp)
+        self.modules["f"] = backbone.features
+        self.modules["g"] = backbone.classifier
+        self.opt = self.make_sgd("fg", list(self.modules["f"].parameters()) + list(self.modules["g"].parameters()))
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.modules["g"](self.modules["f"](self.transform(x)))
+
+    def update(self, batch):
+        self.zero_grad()
+        loss = F.cross_entropy(self.logits(batch["x"]), batch["y"])
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.detach()}
+
+    def predict(self, x):
+        return self.logits(x)
+
+
+@register("gray")
+class Gray(Baseline):
+    """Grey images at training and test time (the paper's "Gray" row)."""
+
+    def transform(self, x):
+        return to_gray(x)

@@ -1,0 +1,118 @@
+"""Networks.
+
+The colored-MNIST networks follow the Learning-Not-to-Learn reference code (protocol sheet 2.3):
+f (``ConvFeatures``) -> 14x14 feature map, g (``ConvClassifier``) -> class logits, and h (``ColorHeads``):
+one small conv head per RGB channel predicting an 8-bin colour class at every 14x14 position.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+class Normalize(nn.Module):
+    """Per-channel (x - mean) / std on inputs in [0, 1]; part of the model so every method sees raw pixels."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class ConvFeatures(nn.Module):
+    """f: BN on the normalised input, conv5x5 + ReLU, max-pool 3x3/2, conv3x3 + ReLU -> width x 14 x 14."""
+
+    def __init__(self, width: int, mean: Sequence[float], std: Sequence[float], in_channels: int = 3):
+        super().__init__()
+        self.net = nn.Sequential(
+            Normalize(mean, std),
+            nn.BatchNorm2d(in_channels),
+            nn.Conv2d(in_channels, width, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.out_channels = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvClassifier(nn.Module):
+    """g: conv3x3/2 + ReLU, conv3x3 + ReLU, global average pool, linear -> logits."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        width = 2 * in_channels
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, num_classes),
+        )
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.net(feat)
+
+
+class ColorHeads(nn.Module):
+    """h: per input channel, conv3x3 + BN + ReLU + conv3x3 -> ``n_bins`` logits at every position.
+
+    Output shape [B, n_bins, C, H, W], so that ``F.cross_entropy(out[:, :, c], target[:, c])`` is the
+    per-channel bias loss of the reference code.
+    """
+
+    def __init__(self, in_channels: int, n_bins: int = 8, n_color_channels: int = 3):
+        super().__init__()
+        self.heads = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(in_channels, in_channels, 3, padding=1),
+                nn.BatchNorm2d(in_channels),
+                nn.ReLU(),
+                nn.Conv2d(in_channels, n_bins, 3, padding=1),
+            )
+            for _ in range(n_color_channels)
+        )
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(feat) for head in self.heads], dim=2)
+
+
+def he_init_(module: nn.Module) -> None:
+    """The reference initialisation of f and g: conv weights N(0, 2 / (k*k*out)), BN weight 1, bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+@dataclass
+class Backbone:
+    """What an experiment hands a method: f, g and, for methods that need one, a factory for the bias head h."""
+
+    features: nn.Module
+    classifier: nn.Module
+    make_bias_head: Callable[[], nn.Module] | None = None
+
+
+def colored_mnist_backbone(width: int, num_classes: int, n_bins: int, mean, std) -> Backbone:
+    f = ConvFeatures(width, mean, std)
+    g = ConvClassifier(f.out_channels, num_classes)
+    he_init_(f)
+    he_init_(g)
+    return Backbone(f, g, lambda: ColorHeads(f.out_channels, n_bins))

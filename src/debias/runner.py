@@ -1,0 +1,110 @@
+"""Train the runs of one job (one table cell, one or several seeds) and write their outputs.
+
+Per seed: seed the RNGs, build the backbone and the method, optionally start from another run's model,
+``engine.fit`` with resumable state, then write ``model.pt`` and, last, ``metrics.json`` (both atomically)
+and remove the resumable state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from debias import methods
+from debias.config import method_entry
+from debias.engine import RunSpec, fit
+from debias.io import torch_save, write_json
+from debias.models import Backbone
+from debias.provenance import environment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutputs:
+    seed: int
+    metrics: Path
+    model: Path
+    state: Path
+    init_model: Path | None = None
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_cell(
+    *,
+    experiment: str,
+    variant: dict[str, Any],
+    row: str,
+    section: dict[str, Any],
+    splits: dict[str, dict[str, torch.Tensor]],
+    make_backbone: Callable[[], Backbone],
+    runs: list[RunOutputs],
+    data_sha256: str,
+    device: torch.device,
+    group_names: dict[int, str] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    cls_name, hp = method_entry(section, row)
+    cls = methods.get(cls_name)
+    train_cfg = section["train"]
+    variant_id = "/".join(f"{k}={v}" for k, v in variant.items())
+    results = []
+    for run in runs:
+        t_start = time.monotonic()
+        torch.manual_seed(run.seed)
+        method = cls(make_backbone(), hp).to(device)
+        if train_cfg.get("channels_last"):
+            method.modules.to(memory_format=torch.channels_last)
+        if run.init_model is not None:
+            method.init_from(torch.load(run.init_model, map_location=device, weights_only=True))
+        spec = RunSpec(
+            run_id=f"{experiment}/{variant_id}/{row}/seed={run.seed}",
+            seed=run.seed,
+            epochs=hp["epochs"],
+            batch_size=train_cfg["batch_size"],
+            state_path=run.state,
+            eval_every=train_cfg["eval_every"],
+            checkpoint_every_s=train_cfg["checkpoint_every_s"],
+            channels_last=train_cfg.get("channels_last", False),
+            group_names=group_names or {},
+            fingerprint=fingerprint(cls_name, hp, train_cfg, data_sha256, run.seed, str(run.init_model)),
+            progress=progress,
+        )
+        out = fit(method, splits, spec)
+        torch_save(method.model_state(), run.model)
+        record = {
+            "experiment": experiment,
+            "variant": variant,
+            "method": row,
+            "method_class": cls_name,
+            "hparams": hp,
+            "train": train_cfg,
+            "seed": run.seed,
+            "init_from": str(run.init_model) if run.init_model else None,
+            "data_sha256": data_sha256,
+            "metrics": out["metrics"],
+            "selected": out["selected"],
+            "history": out["history"],
+            "steps": out["steps"],
+            "train_time_s": out["train_time_s"],
+            "wall_time_s": time.monotonic() - t_start,
+            "steps_per_s": out["steps_per_s"],
+            "peak_memory_mb": out["peak_memory_mb"],
+            "resumed_from_epoch": out["resumed_from_epoch"],
+            **environment(device),
+        }
+        write_json(run.metrics, record)
+        run.state.unlink(missing_ok=True)
+        log.info("%s: test accuracy %.4f", spec.run_id, out["metrics"].get("test", {}).get("accuracy", float("nan")))
+        results.append(record)
+    return results

@@ -1,0 +1,67 @@
+"""Tidy results -> summary over seeds -> Markdown and LaTeX tables (rendered from the tidy CSV's frame)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def summarize(runs: pd.DataFrame, by: list[str], value: str, prefix: str) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for one seed) and count of ``value`` per ``by`` group."""
+    g = runs.groupby(by, sort=False)[value]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    return out.rename(columns={"mean": f"{prefix}_mean", "std": f"{prefix}_std", "count": "n_seeds"})
+
+
+def paper_lookup(paper: dict, row: str, column: float, decimals: int = 3) -> float:
+    """The paper's value for (row, column), or NaN where the paper has none; float keys matched rounded."""
+    values = paper.get("values", {}).get(row, {})
+    for key, val in values.items():
+        if round(float(key), decimals) == round(float(column), decimals):
+            return float(val)
+    return math.nan
+
+
+def fmt_cell(mean: float, std: float, n: int, paper: float, digits: int = 3, latex: bool = False) -> str:
+    pm = r"$\pm$" if latex else "±"
+    cell = f"{mean:.{digits}f}" + (f" {pm} {std:.{digits}f}" if not math.isnan(std) else f" (n={n})")
+    if not math.isnan(paper):
+        cell += f" [{paper:.{digits}f}, {mean - paper:+.{digits}f}]"
+    return cell
+
+
+def pivot_cells(summary: pd.DataFrame, row: str, col: str, prefix: str, rows: list[str], latex: bool = False,
+                col_fmt=lambda c: f"{c}") -> pd.DataFrame:
+    cells = summary.assign(
+        cell=[fmt_cell(m, s, n, p, latex=latex)
+              for m, s, n, p in zip(summary[f"{prefix}_mean"], summary[f"{prefix}_std"], summary["n_seeds"],
+                                    summary["paper"])]
+    )
+    wide = cells.pivot(index=row, columns=col, values="cell")
+    wide = wide.reindex([r for r in rows if r in wide.index])
+    wide.columns = [col_fmt(c) for c in wide.columns]
+    wide.index.name = row
+    return wide.fillna("–")
+
+
+def to_markdown(wide: pd.DataFrame) -> str:
+    header = [wide.index.name] + list(wide.columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for idx, row in wide.iterrows():
+        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(wide: pd.DataFrame, caption: str, label: str) -> str:
+    def esc(s: str) -> str:
+        return str(s).replace("_", r"\_").replace("σ²", r"$\sigma^2$")
+
+    cols = "l" + "c" * len(wide.columns)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join([esc(wide.index.name)] + [esc(c) for c in wide.columns]) + r" \\", r"\midrule"]
+    for idx, row in wide.iterrows():
+        lines.append(" & ".join([esc(idx)] + [str(v) for v in row]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)}}}", rf"\label{{{label}}}",
+              r"\end{table}"]
+    return "\n".join(lines) + "\n"

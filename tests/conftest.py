@@ -1,0 +1,34 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def embedded_mnist_root(tmp_path_factory):
+    from debias.data.mini.mnist import write_embedded_mnist
+
+    root = tmp_path_factory.mktemp("mnist")
+    write_embedded_mnist(root, test_per_class=100, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def embedded_mnist(embedded_mnist_root):
+    from debias.data.mnist import read_mnist
+
+    return read_mnist(embedded_mnist_root)
+
+
+def snakemake(*args, cwd=ROOT, check=False, timeout=900, env=None, **kw):
+    """Run snakemake from the repository root, without the default profile leaking into tests."""
+    cmd = [sys.executable, "-m", "snakemake", "--workflow-profile", "none", *map(str, args)]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc

@@ -1,0 +1,60 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from debias.config import ConfigError, check
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+
+
+def load(name="config.yaml"):
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+def test_shipped_configs_are_valid():
+    check(load("config.yaml"), SCHEMA)
+    check(load("mini.yaml"), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["colored_mnist"]["methods"].append("nope"), r"colored_mnist\.methods\[5\]: 'nope' has no entry"),
+        (lambda c: c["colored_mnist"]["hparams"]["gray"].update(method="nope"),
+         r"colored_mnist\.hparams\.gray\.method: unknown method 'nope'; expected one of baseline, blindeye"),
+        (lambda c: c["colored_mnist"]["hparams"]["baseline"].update(lr="fast"),
+         r"colored_mnist\.hparams\.baseline\.lr: 'fast' is not of type 'number'"),
+        (lambda c: c["colored_mnist"]["sigma2"].append(0.07),
+         r"colored_mnist\.sigma2\[7\]: 0\.07 is not one of \[0\.02, 0\.025"),
+        (lambda c: c["colored_mnist"]["seeds"].__setitem__(0, -1), r"colored_mnist\.seeds\[0\]: -1 is less than"),
+        (lambda c: c["colored_mnist"]["hparams"]["lnl"].pop("grl_factor"),
+         r"colored_mnist\.hparams\.lnl: method 'lnl' needs 'grl_factor'"),
+        (lambda c: c["colored_mnist"]["hparams"]["lnl"].update(init_from="nope"),
+         r"colored_mnist\.hparams\.lnl\.init_from: 'nope' is not a row"),
+        (lambda c: c.update(device="tpu"), r"config key device: 'tpu' is not one of"),
+    ],
+)
+def test_bad_configs_name_key_and_expectation(mutate, message):
+    cfg = copy.deepcopy(load())
+    mutate(cfg)
+    with pytest.raises(ConfigError, match=message):
+        check(cfg, SCHEMA)
+
+
+def test_offline_without_data_names_path_and_key(tmp_path):
+    cfg = load()
+    cfg["allow_download"] = False
+    cfg["colored_mnist"]["mnist"]["root"] = str(tmp_path / "mnist")
+    with pytest.raises(ConfigError, match=r"colored_mnist\.mnist\.root: .*mnist.*train-images-idx3-ubyte.*allow_download"):
+        check(cfg, SCHEMA)
+
+
+def test_authors_source_needs_the_files(tmp_path):
+    cfg = load()
+    cfg["colored_mnist"]["source"] = "authors"
+    cfg["colored_mnist"]["authors_dir"] = str(tmp_path)
+    with pytest.raises(ConfigError, match=r"colored_mnist\.authors_dir: .*mnist_10color_jitter_var_0\.020\.npy"):
+        check(cfg, SCHEMA)

@@ -1,0 +1,34 @@
+import math
+
+import pandas as pd
+import torch
+
+from debias.metrics import classification_metrics
+from debias.tables import fmt_cell, paper_lookup, pivot_cells, summarize, to_latex, to_markdown
+
+
+def test_group_accuracy_by_hand():
+    pred = torch.tensor([0, 1, 1, 0, 2, 2])
+    y = torch.tensor([0, 1, 0, 0, 2, 1])
+    group = torch.tensor([0, 0, 0, 1, 1, -1])
+    m = classification_metrics(pred, y, group, {0: "a", 1: "b"})
+    assert m["accuracy"] == 4 / 6 and m["acc_a"] == 2 / 3 and m["acc_b"] == 1.0
+    assert m["worst_group_accuracy"] == 2 / 3
+
+
+def test_summary_mean_sample_std_and_paper():
+    runs = pd.DataFrame({"method": ["a", "a", "a", "b"], "sigma2": [0.02] * 4, "acc": [0.5, 0.6, 0.7, 0.9]})
+    s = summarize(runs, ["method", "sigma2"], "acc", "acc")
+    a = s[s.method == "a"].iloc[0]
+    assert abs(a.acc_mean - 0.6) < 1e-12 and abs(a.acc_std - 0.1) < 1e-12 and a.n_seeds == 3
+    assert math.isnan(s[s.method == "b"].iloc[0].acc_std)
+    paper = {"values": {"a": {0.020: 0.55}}}
+    assert paper_lookup(paper, "a", 0.02) == 0.55 and math.isnan(paper_lookup(paper, "b", 0.02))
+    assert fmt_cell(0.6, 0.1, 3, 0.55) == "0.600 ± 0.100 [0.550, +0.050]"
+    assert fmt_cell(0.9, float("nan"), 1, float("nan")) == "0.900 (n=1)"
+    s["paper"] = [0.55, float("nan")]
+    wide = pivot_cells(s, "method", "sigma2", "acc", ["b", "a"])
+    md = to_markdown(wide)
+    assert md.splitlines()[2].startswith("| b | 0.900 (n=1)") and "0.600 ± 0.100 [0.550, +0.050]" in md
+    tex = to_latex(pivot_cells(s, "method", "sigma2", "acc", ["a", "b"], latex=True), "cap", "tab:x")
+    assert r"0.600 $\pm$ 0.100" in tex and r"\toprule" in tex

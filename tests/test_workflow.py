@@ -1,0 +1,147 @@
+"""Workflow tier: dry-run DAG shape, bad configs rejected before any job, and end-to-end mini slices."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    counts = {}
+    for line in stdout.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m:
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def write_config(tmp_path, mutate, base="mini.yaml"):
+    cfg = yaml.safe_load((ROOT / "config" / base).read_text())
+    cfg["results"] = str(tmp_path / "results")
+    if cfg["colored_mnist"]["mnist"]["source"] == "embedded":
+        cfg["colored_mnist"]["mnist"]["root"] = str(tmp_path / "results" / "data" / "mnist")
+    mutate(cfg)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_full_config_dry_run_has_the_paper_grid():
+    proc = snakemake("-n", "--forceall", "--cores", 8, "--resources", "gpu=2", "--quiet", "rules", check=True)
+    counts = job_counts(proc.stdout)
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())["colored_mnist"]
+    assert counts["colored_mnist_train"] == 7 * 5 * len(cfg["seeds"]) == 175
+    assert counts["colored_mnist_prepare"] == 7 and counts["colored_mnist_table"] == 1
+
+
+def test_mini_config_dry_run_batches_seeds():
+    proc = snakemake("-n", "--forceall", "--cores", 2, "--configfile", "config/mini.yaml", "--quiet", "rules",
+                     check=True)
+    assert job_counts(proc.stdout)["colored_mnist_train"] == 7 * 5
+
+
+def test_training_jobs_declare_a_gpu_and_aggregation_none(tmp_path):
+    proc = snakemake("-n", "--forceall", "--cores", 8, "--resources", "gpu=2", "-p", check=True)
+    blocks = proc.stdout.split("\nrule ")
+    train = [b for b in blocks if b.startswith("colored_mnist_train")]
+    table = [b for b in blocks if b.startswith("colored_mnist_table")]
+    assert train and all("gpu=1" in b for b in train)
+    assert table and all("gpu=" not in b for b in table)
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    path = write_config(tmp_path, lambda c: c["colored_mnist"]["sigma2"].append(0.07))
+    proc = snakemake("-n", "--cores", 1, "--configfile", path)
+    assert proc.returncode != 0
+    assert "colored_mnist.sigma2[7]: 0.07 is not one of" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_passes():
+    proc = snakemake("--lint", "--configfile", "config/mini.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def tiny(cfg, sigma2=(0.02, 0.05), methods=("baseline", "gray", "lnl"), seeds=(0,), epochs=1):
+    cm = cfg["colored_mnist"]
+    cm["sigma2"], cm["methods"], cm["seeds"] = list(sigma2), list(methods), list(seeds)
+    for hp in cm["hparams"].values():
+        hp["epochs"] = epochs
+
+
+@pytest.mark.slow
+def test_mini_slice_through_snakemake_builds_the_table(tmp_path):
+    path = write_config(tmp_path, tiny)
+    snakemake("--cores", 2, "--configfile", path, check=True)
+    res = tmp_path / "results"
+    table = pd.read_csv(res / "tables/colored_mnist.csv")
+    assert list(table.columns[:7]) == ["method", "sigma2", "acc_mean", "acc_std", "n_seeds", "paper", "delta"]
+    assert len(table) == 6 and set(table.method) == {"baseline", "gray", "lnl"}
+    assert table.acc_mean.between(0, 1).all() and (table.n_seeds == 1).all()
+    row = table[(table.method == "gray") & (table.sigma2 == 0.02)].iloc[0]
+    assert row.paper == 0.8374 and abs(row.delta - (row.acc_mean - 0.8374)) < 1e-9
+    md = (res / "tables/colored_mnist.md").read_text()
+    assert "| lnl |" in md and "σ²=0.020" in md
+    assert (res / "tables/colored_mnist.tex").read_text().startswith(r"\begin{table}")
+    for ext in ("png", "pdf"):
+        assert (res / f"figures/colored_mnist.{ext}").stat().st_size > 1000
+    rec = json.loads((res / "runs/colored_mnist/sigma2=0.020/lnl/seed=0/metrics.json").read_text())
+    prepared = json.loads((res / "prepared/colored_mnist/sigma2=0.020.json").read_text())
+    assert rec["data_sha256"] == prepared["sha256"] and rec["init_from"].endswith("baseline/seed=0/model.pt")
+    assert {"device_name", "torch", "git_commit", "steps_per_s", "peak_memory_mb", "wall_time_s"} <= set(rec)
+    assert not list((res / "state").rglob("*.pt"))  # resumable state removed after success
+
+
+@pytest.mark.slow
+def test_sigkill_halfway_then_rerun_gives_the_same_numbers(tmp_path):
+    def one_run(cfg):
+        tiny(cfg, sigma2=(0.02,), methods=("baseline",), seeds=(0,), epochs=6)
+        cfg["colored_mnist"]["seeds_per_job"] = 1
+
+    target = "runs/colored_mnist/sigma2=0.020/baseline/seed=0/metrics.json"
+    ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
+    ref_dir.mkdir()
+    kill_dir.mkdir()
+    ref_cfg = write_config(ref_dir, one_run)
+    snakemake("--cores", 1, "--configfile", ref_cfg, str(ref_dir / "results" / target), check=True)
+
+    cfg = write_config(kill_dir, one_run)
+    cmd = [sys.executable, "-m", "snakemake", "--workflow-profile", "none", "--cores", "1", "--configfile",
+           str(cfg), str(kill_dir / "results" / target)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    state = kill_dir / "results/state/colored_mnist/sigma2=0.020/baseline/seed=0.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if state.is_file():
+            import torch
+
+            try:
+                if torch.load(state, weights_only=False)["epoch"] >= 3:
+                    break
+            except Exception:  # being replaced right now
+                pass
+        time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the training job never saved a state at epoch >= 3")
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the job, as a node failure would
+    proc.wait()
+    assert not (kill_dir / "results" / target).exists()
+    snakemake("--unlock", "--cores", 1, "--configfile", cfg, check=True)
+    snakemake("--cores", 1, "--rerun-incomplete", "--configfile", cfg, str(kill_dir / "results" / target),
+              check=True)
+    ref = json.loads((ref_dir / "results" / target).read_text())
+    got = json.loads((kill_dir / "results" / target).read_text())
+    assert got["resumed_from_epoch"] >= 3
+    assert got["metrics"] == ref["metrics"]

@@ -1,0 +1,95 @@
+# Learning Not to Learn on colored MNIST: prepare one dataset per sigma2, train sigma2 x method x seed,
+# aggregate into the sigma2 x method table and figure. Paths and input functions: colored_mnist_common.smk.
+
+
+rule colored_mnist_prepare:
+    input:
+        [] if CM["source"] == "authors" else MNIST_RAW,
+    output:
+        data=f"{CM_PREPARED}/sigma2={{sigma2}}.pt",
+        recipe=f"{CM_PREPARED}/sigma2={{sigma2}}.json",
+    params:
+        section=CM,
+    log:
+        f"{RESULTS}/logs/colored_mnist/prepare_sigma2={{sigma2}}.log",
+    threads: 1
+    resources:
+        **res("prepare"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/colored_mnist_prepare.py"
+
+
+# One job per seed, or (seeds_per_job: all) one job per (sigma2, method) cell training every seed in one
+# process, so that interpreter start-up and imports do not dominate short runs.
+if CM["seeds_per_job"] == 1:
+
+    rule colored_mnist_train:
+        input:
+            unpack(cm_train_inputs(lambda wc: [int(wc.seed)])),
+        output:
+            metrics=cm_run("{sigma2}", "{method}", "{seed}", "metrics.json"),
+            model=cm_run("{sigma2}", "{method}", "{seed}", "model.pt"),
+        params:
+            seeds=lambda wc: [int(wc.seed)],
+            state=lambda wc: [f"{CM_STATE}/sigma2={wc.sigma2}/{wc.method}/seed={wc.seed}.pt"],
+            section=CM,
+            device=config["device"],
+        log:
+            f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/seed={{seed}}.log",
+        threads: threads_of("train")
+        resources:
+            **res("train"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/colored_mnist_train.py"
+
+else:
+
+    rule colored_mnist_train:
+        input:
+            unpack(cm_train_inputs(lambda wc: CM_SEEDS)),
+        output:
+            metrics=[cm_run("{sigma2}", "{method}", s, "metrics.json") for s in CM_SEEDS],
+            model=[cm_run("{sigma2}", "{method}", s, "model.pt") for s in CM_SEEDS],
+        params:
+            seeds=CM_SEEDS,
+            state=lambda wc: [f"{CM_STATE}/sigma2={wc.sigma2}/{wc.method}/seed={s}.pt" for s in CM_SEEDS],
+            section=CM,
+            device=config["device"],
+        log:
+            f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/all_seeds.log",
+        threads: threads_of("train")
+        resources:
+            **res("train"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/colored_mnist_train.py"
+
+
+rule colored_mnist_table:
+    input:
+        metrics=expand(cm_run("{sigma2}", "{method}", "{seed}", "metrics.json"),
+                       sigma2=CM_SIGMA2, method=CM_ROWS, seed=CM_SEEDS),
+        paper="config/paper_values.yaml",
+    output:
+        csv=f"{RESULTS}/tables/colored_mnist.csv",
+        md=f"{RESULTS}/tables/colored_mnist.md",
+        tex=f"{RESULTS}/tables/colored_mnist.tex",
+        png=f"{RESULTS}/figures/colored_mnist.png",
+        pdf=f"{RESULTS}/figures/colored_mnist.pdf",
+    params:
+        rows=CM_ROWS,
+        scale=config["scale"],
+    log:
+        f"{RESULTS}/logs/colored_mnist/table.log",
+    threads: 1
+    resources:
+        **res("aggregate"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/colored_mnist_table.py"

@@ -1,0 +1,38 @@
+# Colored MNIST: paths and input functions of the rules in colored_mnist.smk.
+CM = config["colored_mnist"]
+CM_SEEDS = CM["seeds"]
+CM_ROWS = CM["methods"]
+CM_SIGMA2 = [f"{s:.3f}" for s in CM["sigma2"]]
+CM_RUNS = f"{RESULTS}/runs/colored_mnist"
+CM_STATE = f"{RESULTS}/state/colored_mnist"
+CM_PREPARED = f"{RESULTS}/prepared/colored_mnist"
+
+
+def colored_mnist_outputs():
+    return expand(
+        f"{RESULTS}/{{kind}}/colored_mnist.{{ext}}",
+        zip,
+        kind=["tables"] * 3 + ["figures"] * 2,
+        ext=["csv", "md", "tex", "png", "pdf"],
+    )
+
+
+def cm_run(sigma2, method, seed, name):
+    return f"{CM_RUNS}/sigma2={sigma2}/{method}/seed={seed}/{name}"
+
+
+def cm_init_from(method):
+    from debias.config import method_entry
+
+    return method_entry(CM, method)[1].get("init_from")
+
+
+def cm_train_inputs(seeds):
+    def inputs(wc):
+        out = {"data": f"{CM_PREPARED}/sigma2={wc.sigma2}.pt"}
+        init = cm_init_from(wc.method)
+        if init:
+            out["init"] = [cm_run(wc.sigma2, init, s, "model.pt") for s in seeds(wc)]
+        return out
+
+    return inputs

@@ -1,0 +1,41 @@
+# Raw data: MNIST in torchvision's raw IDX layout, either downloaded or written from the embedded digits.
+from debias.data.mnist import raw_paths as _mnist_raw_paths
+
+MNIST_CFG = config["colored_mnist"]["mnist"]
+MNIST_RAW = [str(p) for p in _mnist_raw_paths(MNIST_CFG["root"])]
+
+if MNIST_CFG["source"] == "embedded":
+
+    rule mnist_embedded:
+        output:
+            MNIST_RAW,
+        params:
+            test_per_class=MNIST_CFG.get("test_per_class", 100),
+        log:
+            f"{RESULTS}/logs/data/mnist_embedded.log",
+        threads: 1
+        resources:
+            **res("prepare"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/mnist_embedded.py"
+
+elif any(not Path(p).is_file() for p in MNIST_RAW):
+    # defined only while files are missing, so a forced rerun never deletes a user's MNIST
+
+    rule mnist_download:
+        output:
+            MNIST_RAW,
+        params:
+            mirrors=MNIST_CFG.get("mirrors", []),
+            allowed=config["allow_download"],
+        log:
+            f"{RESULTS}/logs/data/mnist_download.log",
+        threads: 1
+        resources:
+            **res("prepare"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/mnist_download.py"
