@@ -113,11 +113,12 @@ def test_sigkill_halfway_then_rerun_gives_the_same_numbers(tmp_path):
     ref_dir.mkdir()
     kill_dir.mkdir()
     ref_cfg = write_config(ref_dir, one_run)
-    snakemake("--cores", 1, "--configfile", ref_cfg, str(ref_dir / "results" / target), check=True)
+    # targets before --configfile, which takes every argument after it
+    snakemake(str(ref_dir / "results" / target), "--cores", 1, "--configfile", ref_cfg, check=True)
 
     cfg = write_config(kill_dir, one_run)
-    cmd = [sys.executable, "-m", "snakemake", "--workflow-profile", "none", "--cores", "1", "--configfile",
-           str(cfg), str(kill_dir / "results" / target)]
+    cmd = [sys.executable, "-m", "snakemake", str(kill_dir / "results" / target), "--workflow-profile", "none",
+           "--cores", "1", "--configfile", str(cfg)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     state = kill_dir / "results/state/colored_mnist/sigma2=0.020/baseline/seed=0.pt"
@@ -139,7 +140,7 @@ def test_sigkill_halfway_then_rerun_gives_the_same_numbers(tmp_path):
     proc.wait()
     assert not (kill_dir / "results" / target).exists()
     snakemake("--unlock", "--cores", 1, "--configfile", cfg, check=True)
-    snakemake("--cores", 1, "--rerun-incomplete", "--configfile", cfg, str(kill_dir / "results" / target),
+    snakemake(str(kill_dir / "results" / target), "--cores", 1, "--rerun-incomplete", "--configfile", cfg,
               check=True)
     ref = json.loads((ref_dir / "results" / target).read_text())
     got = json.loads((kill_dir / "results" / target).read_text())

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -71,6 +72,19 @@ def bias_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255)
     return total
 
 
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """Skip the weight gradients of ``module`` (gradients still flow through it to its input)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 class _WithBiasHead(Method):
     needs = ("x", "y", "bias")
 
@@ -103,8 +117,9 @@ class BlindEye(_WithBiasHead):
         # (b) f and g learn the task and to confuse the bias head as it is after (a) (h is not stepped)
         self.zero_grad()
         loss_cls = F.cross_entropy(g(feat), batch["y"])
-        loss_conf = mean_ce_to_uniform(h(feat))
-        (loss_cls + self.hp["alpha"] * loss_conf).backward()
+        with frozen(h):
+            loss_conf = mean_ce_to_uniform(h(feat))
+            (loss_cls + self.hp["alpha"] * loss_conf).backward()
         self.opt_fg.step()
         return {"loss": loss_cls.detach(), "bias_loss": loss_h.detach(), "confusion": loss_conf.detach()}
 
@@ -122,8 +137,9 @@ class LearningNotToLearn(_WithBiasHead):
         self.zero_grad()
         feat = f(batch["x"])
         loss_cls = F.cross_entropy(g(feat), batch["y"])
-        neg_ent = mean_neg_entropy(h(feat))
-        (loss_cls + self.hp["entropy_weight"] * neg_ent).backward()
+        with frozen(h):  # h's gradients of this pass would be zeroed before its step anyway
+            neg_ent = mean_neg_entropy(h(feat))
+            (loss_cls + self.hp["entropy_weight"] * neg_ent).backward()
         self.opt_fg.step()
         # (2) h learns the colour; f gets the reversed gradient (second forward pass, as the reference)
         self.zero_grad()
