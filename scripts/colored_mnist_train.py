@@ -12,7 +12,9 @@ from debias.experiments.colored_mnist import train  # noqa: E402
 
 sm = snakemake  # noqa: F821
 train(
-    section=sm.params.section,
+    hparams=dict(sm.params.hparams),
+    model=dict(sm.params.model),
+    train_cfg=dict(sm.params.train),
     sigma2=sm.wildcards.sigma2,
     row=sm.wildcards.method,
     seeds=sm.params.seeds,

@@ -101,6 +101,13 @@ def test_mini_slice_through_snakemake_builds_the_table(tmp_path):
     assert {"device_name", "torch", "git_commit", "steps_per_s", "peak_memory_mb", "wall_time_s"} <= set(rec)
     assert not list((res / "state").rglob("*.pt"))  # resumable state removed after success
 
+    # editing one row's hyperparameters reruns that row's jobs (and the table) only
+    cfg = yaml.safe_load(path.read_text())
+    cfg["colored_mnist"]["hparams"]["lnl"]["entropy_weight"] = 0.02
+    path.write_text(yaml.safe_dump(cfg))
+    counts = job_counts(snakemake("-n", "--cores", 2, "--configfile", path, "--quiet", "rules", check=True).stdout)
+    assert counts.get("colored_mnist_train") == 2 and "colored_mnist_prepare" not in counts
+
 
 @pytest.mark.slow
 def test_sigkill_halfway_then_rerun_gives_the_same_numbers(tmp_path):

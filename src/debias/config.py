@@ -34,9 +34,9 @@ def schema_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     return messages
 
 
-def method_entry(section: dict[str, Any], row: str) -> tuple[str, dict[str, Any]]:
-    """(registered class name, hyperparameters) of a table row of an experiment section."""
-    hp = dict(section["hparams"][row])
+def method_entry(row: str, entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(registered class name, hyperparameters) of a table row's ``hparams`` entry; the class defaults to the row."""
+    hp = dict(entry)
     return hp.pop("method", row), hp
 
 
@@ -60,7 +60,7 @@ def _check_methods(section: dict[str, Any], prefix: str) -> list[str]:
             errors.append(f"config key {prefix}.methods[{i}]: {row!r} has no entry in {prefix}.hparams "
                           f"(entries: {', '.join(section['hparams'])})")
             continue
-        cls, hp = method_entry(section, row)
+        cls, hp = method_entry(row, section["hparams"][row])
         if cls not in known:
             key = f"{prefix}.hparams.{row}.method" if "method" in section["hparams"][row] else f"{prefix}.methods[{i}]"
             errors.append(f"config key {key}: unknown method {cls!r}; expected one of {', '.join(known)}")

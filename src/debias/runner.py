@@ -45,7 +45,8 @@ def train_cell(
     experiment: str,
     variant: dict[str, Any],
     row: str,
-    section: dict[str, Any],
+    hparams: dict[str, Any],
+    train_cfg: dict[str, Any],
     splits: dict[str, dict[str, torch.Tensor]],
     make_backbone: Callable[[], Backbone],
     runs: list[RunOutputs],
@@ -54,9 +55,8 @@ def train_cell(
     group_names: dict[int, str] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    cls_name, hp = method_entry(section, row)
+    cls_name, hp = method_entry(row, hparams)
     cls = methods.get(cls_name)
-    train_cfg = section["train"]
     variant_id = "/".join(f"{k}={v}" for k, v in variant.items())
     results = []
     for run in runs:

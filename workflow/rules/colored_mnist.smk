@@ -9,7 +9,8 @@ rule colored_mnist_prepare:
         data=f"{CM_PREPARED}/sigma2={{sigma2}}.pt",
         recipe=f"{CM_PREPARED}/sigma2={{sigma2}}.json",
     params:
-        section=CM,
+        # only what the data depends on, so that other config changes do not re-prepare it
+        data={k: CM.get(k) for k in ("source", "authors_dir", "mnist", "colors", "data_seed")},
     log:
         f"{RESULTS}/logs/colored_mnist/prepare_sigma2={{sigma2}}.log",
     threads: 1
@@ -34,7 +35,9 @@ if CM["seeds_per_job"] == 1:
         params:
             seeds=lambda wc: [int(wc.seed)],
             state=lambda wc: [f"{CM_STATE}/sigma2={wc.sigma2}/{wc.method}/seed={wc.seed}.pt"],
-            section=CM,
+            hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
+            model=CM["model"],
+            train=CM["train"],
             device=config["device"],
         log:
             f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/seed={{seed}}.log",
@@ -57,7 +60,9 @@ else:
         params:
             seeds=CM_SEEDS,
             state=lambda wc: [f"{CM_STATE}/sigma2={wc.sigma2}/{wc.method}/seed={s}.pt" for s in CM_SEEDS],
-            section=CM,
+            hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
+            model=CM["model"],
+            train=CM["train"],
             device=config["device"],
         log:
             f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/all_seeds.log",

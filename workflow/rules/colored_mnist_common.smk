@@ -24,7 +24,7 @@ def cm_run(sigma2, method, seed, name):
 def cm_init_from(method):
     from debias.config import method_entry
 
-    return method_entry(CM, method)[1].get("init_from")
+    return method_entry(method, CM["hparams"][method])[1].get("init_from")
 
 
 def cm_train_inputs(seeds):

@@ -41,11 +41,12 @@ def prepare(section: dict[str, Any], sigma2: float, data_out: str, recipe_out: s
     log.info("prepared %s: %s", data_out, json.dumps(recipe["counts"]))
 
 
-def train(*, section, sigma2: str, row: str, seeds, data, init_models, metrics, models, states, device) -> None:
+def train(*, hparams, model, train_cfg, sigma2: str, row: str, seeds, data, init_models, metrics, models, states,
+          device) -> None:
     dev = resolve_device(device)
     prepared = torch.load(data, map_location="cpu", weights_only=True)
     splits = cm.training_splits(prepared, dev)
-    m = section["model"]
+    m = model
 
     def make_backbone():
         return colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])
@@ -55,7 +56,8 @@ def train(*, section, sigma2: str, row: str, seeds, data, init_models, metrics, 
                    init_model=Path(init_models[i]) if init_models else None)
         for i, (s, mo, md, st) in enumerate(zip(seeds, metrics, models, states))
     ]
-    train_cell(experiment="colored_mnist", variant={"sigma2": sigma2}, row=row, section=section, splits=splits,
+    train_cell(experiment="colored_mnist", variant={"sigma2": sigma2}, row=row, hparams=hparams,
+               train_cfg=train_cfg, splits=splits,
                make_backbone=make_backbone, runs=runs, data_sha256=sha256_file(data), device=dev,
                group_names=GROUP_NAMES)
 
