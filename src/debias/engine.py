@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from debias.io import torch_save
+from debias.losses import predicted_labels
 from debias.methods.base import Method
 from debias.metrics import classification_metrics
 
@@ -31,13 +32,14 @@ class NonFiniteLoss(FloatingPointError):
 class RunSpec:
     run_id: str
     seed: int
-    epochs: int
+    epochs: int | None  # None: as many as ``max_steps`` needs
     batch_size: int
     state_path: Path
     eval_every: int = 0  # epochs between evaluations of every split; 0 = only at the end
     checkpoint_every_s: float = 60.0  # minimum seconds between two saves of the resumable state
     eval_batch_size: int = 1000
     group_names: dict[int, str] = field(default_factory=dict)
+    max_steps: int | None = None  # stop after this many steps (in the last epoch) instead of after full epochs
     fingerprint: str = ""  # what the state must match to be resumed (hyperparameters, data hash)
     progress: bool = True
     channels_last: bool = False  # feed image batches in channels-last layout (faster convolutions on CPU)
@@ -45,20 +47,38 @@ class RunSpec:
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of one epoch: a permutation of range(n) determined by (seed, epoch) alone."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=gen)
+    return torch.randperm(n, generator=epoch_generator(seed, epoch))
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def make_batch(split: dict[str, torch.Tensor], idx: torch.Tensor, channels_last: bool = False):
+    """Index every field; ``x`` stored as uint8 is converted to float in [0, 1]."""
+    batch = {k: v[idx] for k, v in split.items()}
+    if batch["x"].dtype == torch.uint8:
+        batch["x"] = batch["x"].float().div_(255.0)
+    if channels_last and batch["x"].dim() == 4:
+        batch["x"] = batch["x"].contiguous(memory_format=torch.channels_last)
+    return batch
 
 
 def batches(split: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int, channels_last: bool = False):
-    """Yield batch dicts; ``x`` stored as uint8 is converted to float in [0, 1]."""
+    """Consecutive batches of ``order`` (the last one may be smaller)."""
     for start in range(0, order.numel(), batch_size):
-        idx = order[start : start + batch_size]
-        batch = {k: v[idx] for k, v in split.items()}
-        if batch["x"].dtype == torch.uint8:
-            batch["x"] = batch["x"].float().div_(255.0)
-        if channels_last and batch["x"].dim() == 4:
-            batch["x"] = batch["x"].contiguous(memory_format=torch.channels_last)
-        yield batch
+        yield make_batch(split, order[start : start + batch_size], channels_last)
+
+
+def epoch_batches(method: Method, split, spec: "RunSpec", epoch: int, steps: int):
+    """The batches of one epoch: the method's own sampler if it has one, else a shuffled pass over the data."""
+    n, device = split["y"].shape[0], split["y"].device
+    if method.batch_sampler is not None:
+        for idx in method.batch_sampler(n, spec.batch_size, steps, epoch_generator(spec.seed, epoch)):
+            yield make_batch(split, idx.to(device), spec.channels_last)
+        return
+    order = epoch_order(n, spec.seed, epoch)[: steps * spec.batch_size].to(device)
+    yield from batches(split, order, spec.batch_size, spec.channels_last)
 
 
 @torch.no_grad()
@@ -66,7 +86,7 @@ def evaluate(method: Method, split: dict[str, torch.Tensor], batch_size: int, gr
              channels_last: bool = False):
     method.train(False)
     order = torch.arange(split["y"].shape[0], device=split["y"].device)
-    preds = [method.predict(b["x"]).argmax(dim=1) for b in batches(split, order, batch_size, channels_last)]
+    preds = [predicted_labels(method.predict(b["x"])) for b in batches(split, order, batch_size, channels_last)]
     method.train(True)
     return classification_metrics(torch.cat(preds), split["y"], split.get("group"), group_names)
 
@@ -107,14 +127,19 @@ def _check_finite(spec: RunSpec, epoch: int, steps_per_epoch: int, logs: list[di
 
 
 def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpec) -> dict[str, Any]:
-    """Train ``method`` on ``splits['train']`` for ``spec.epochs``; return final metrics, history and timings."""
+    """Train ``method`` on ``splits['train']``; return final metrics, history and timings."""
     train = splits["train"]
     missing = [k for k in method.needs if k not in train]
     if missing:
         raise KeyError(f"method {method.name!r} needs batch fields {missing}; this dataset supplies {sorted(train)}")
     n = train["y"].shape[0]
     steps_per_epoch = -(-n // spec.batch_size)
+    if (spec.epochs is None) == (spec.max_steps is None):
+        raise ValueError(f"run {spec.run_id}: give the run's length as epochs or as max_steps, not both")
+    total_steps = spec.max_steps or spec.epochs * steps_per_epoch
+    epochs = -(-total_steps // steps_per_epoch)
     device = train["y"].device
+    method.attach(splits)
 
     start_epoch, history, elapsed = 0, [], 0.0
     state = _load_state(spec)
@@ -129,16 +154,17 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
     from tqdm import tqdm
 
     bar = tqdm(
-        total=spec.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=spec.run_id,
+        total=total_steps, initial=start_epoch * steps_per_epoch, desc=spec.run_id,
         disable=not spec.progress, mininterval=2.0, unit="step", dynamic_ncols=True,
     )
     method.train(True)
     last_save = time.monotonic()
     t0 = time.monotonic()
-    for epoch in range(start_epoch, spec.epochs):
-        epoch_logs = dict(method.on_epoch_start(epoch, spec.epochs, steps_per_epoch))
+    for epoch in range(start_epoch, epochs):
+        epoch_logs = dict(method.on_epoch_start(epoch, epochs, steps_per_epoch))
         step_logs = []
-        for batch in batches(train, epoch_order(n, spec.seed, epoch).to(device), spec.batch_size, spec.channels_last):
+        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        for batch in epoch_batches(method, train, spec, epoch, steps):
             step_logs.append(method.update(batch))
             bar.update(1)
         _check_finite(spec, epoch, steps_per_epoch, step_logs)
@@ -146,7 +172,7 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
         for key in step_logs[0]:
             epoch_logs[key] = torch.stack([s[key].float().reshape(()) for s in step_logs]).mean().item()
         entry = {"epoch": epoch + 1, **epoch_logs}
-        last = epoch + 1 == spec.epochs
+        last = epoch + 1 == epochs
         if spec.eval_every and ((epoch + 1) % spec.eval_every == 0) and not last:
             for name, split in splits.items():
                 entry[name] = evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last)
@@ -164,15 +190,15 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
             last_save = time.monotonic()
     bar.close()
     train_time = elapsed + time.monotonic() - t0
-    steps_done = (spec.epochs - start_epoch) * steps_per_epoch
+    steps_done = total_steps - min(start_epoch * steps_per_epoch, total_steps)
     final = {name: evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last) for name, split in splits.items()}
     if history:
         history[-1].update(final)
     return {
         "metrics": final,
         "history": history,
-        "selected": {"epoch": spec.epochs, "rule": "last epoch"},
-        "steps": spec.epochs * steps_per_epoch,
+        "selected": {"epoch": epochs, "step": total_steps, "rule": "last step"},
+        "steps": total_steps,
         "train_time_s": train_time,
         "steps_per_s": steps_done / max(time.monotonic() - t0, 1e-9),
         "peak_memory_mb": peak_memory_mb(device),

@@ -116,3 +116,49 @@ def colored_mnist_backbone(width: int, num_classes: int, n_bins: int, mean, std)
     he_init_(f)
     he_init_(g)
     return Backbone(f, g, lambda: ColorHeads(f.out_channels, n_bins))
+
+
+class SamePool(nn.Module):
+    """TensorFlow's max-pool 3x3 / 2 with 'SAME' padding: the padding goes to the bottom/right first."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        out = -(-size // 2)
+        total = max((out - 1) * 2 + 3 - size, 0)
+        self.pad = (total // 2, total - total // 2, total // 2, total - total // 2)  # left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.max_pool2d(nn.functional.pad(x, self.pad, value=float("-inf")), 3, 2)
+
+
+class L2RWLeNetFeatures(nn.Module):
+    """The learning-to-reweight LeNet's conv stack: 3 x (conv5x5 SAME, max-pool 3/2 SAME, then ReLU) -> 1024."""
+
+    def __init__(self, in_channels: int = 1):
+        super().__init__()
+        layers, size, ch = [], 28, in_channels
+        for out_ch in (16, 32, 64):
+            layers += [nn.Conv2d(ch, out_ch, 5, padding=2), SamePool(size), nn.ReLU()]
+            size, ch = -(-size // 2), out_ch
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.out_features = ch * size * size  # 64 * 4 * 4 = 1024
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def truncated_normal_init_(module: nn.Module, std: float = 0.1) -> None:
+    """The official TensorFlow initialisation: weights truncated normal (within 2 std), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, 0.0, std, -2 * std, 2 * std)
+            nn.init.zeros_(m.bias)
+
+
+def l2rw_lenet_backbone(num_outputs: int = 1, in_channels: int = 1) -> Backbone:
+    """The official L2RW LeNet: conv stack -> fc 1024->100 + ReLU -> fc 100->num_outputs (one logit: binary)."""
+    f = L2RWLeNetFeatures(in_channels)
+    g = nn.Sequential(nn.Linear(f.out_features, 100), nn.ReLU(), nn.Linear(100, num_outputs))
+    truncated_normal_init_(f)
+    truncated_normal_init_(g)
+    return Backbone(f, g)

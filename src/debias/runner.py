@@ -70,8 +70,9 @@ def train_cell(
         spec = RunSpec(
             run_id=f"{experiment}/{variant_id}/{row}/seed={run.seed}",
             seed=run.seed,
-            epochs=hp["epochs"],
-            batch_size=train_cfg["batch_size"],
+            epochs=hp.get("epochs"),
+            max_steps=hp.get("steps"),
+            batch_size=hp.get("batch_size", train_cfg["batch_size"]),
             state_path=run.state,
             eval_every=train_cfg["eval_every"],
             checkpoint_every_s=train_cfg["checkpoint_every_s"],

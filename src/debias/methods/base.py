@@ -18,7 +18,9 @@ from debias.models import Backbone
 class Method:
     name = "?"
     needs: tuple[str, ...] = ("x", "y")  # batch fields the method reads
-    hparams: tuple[str, ...] = ("epochs", "lr", "momentum", "weight_decay", "lr_step_epochs", "lr_gamma")
+    # keys every config entry of the method must have; besides, `epochs` or `steps` (the run's length) and
+    # optionally `lr_step_epochs` + `lr_gamma` (x gamma every k epochs), `lr_halve_second_half`, `batch_size`
+    hparams: tuple[str, ...] = ("lr", "momentum", "weight_decay")
 
     def __init__(self, backbone: Backbone, hp: dict[str, Any]):
         self.hp = dict(hp)
@@ -28,13 +30,15 @@ class Method:
 
     # -- building blocks ------------------------------------------------------------------------------
     def make_sgd(self, key: str, params, lr: float | None = None) -> torch.optim.Optimizer:
-        """Momentum SGD with the step schedule of the config (``lr_step_epochs``, ``lr_gamma``)."""
+        """Momentum SGD; with ``lr_step_epochs`` and ``lr_gamma`` in the config, the lr is multiplied by gamma
+        every k epochs, else it stays constant (up to ``lr_halve_second_half``)."""
         hp = self.hp
         opt = torch.optim.SGD(
             params, lr=hp["lr"] if lr is None else lr, momentum=hp["momentum"], weight_decay=hp["weight_decay"]
         )
         self.optimizers[key] = opt
-        self.schedulers[key] = torch.optim.lr_scheduler.StepLR(opt, hp["lr_step_epochs"], hp["lr_gamma"])
+        if "lr_step_epochs" in hp:
+            self.schedulers[key] = torch.optim.lr_scheduler.StepLR(opt, hp["lr_step_epochs"], hp["lr_gamma"])
         return opt
 
     def zero_grad(self) -> None:
@@ -51,9 +55,23 @@ class Method:
         raise NotImplementedError(f"{type(self).__name__} must implement predict()")
 
     # -- hooks the engine calls -----------------------------------------------------------------------
+    def attach(self, splits: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Called once before training with every split (e.g. to read class frequencies or a validation set)."""
+
+    batch_sampler = None  # or a method (n, batch_size, steps, generator) -> iterator of index tensors
+
     def on_epoch_start(self, epoch: int, total_epochs: int, steps_per_epoch: int) -> dict[str, float]:
-        """Called before each epoch; returns scalars to log for the epoch (e.g. a ramp value)."""
-        return {}
+        """Called before each epoch; returns scalars to log for the epoch (e.g. a ramp value).
+
+        With ``lr_halve_second_half``, every optimiser runs at half its lr from the first epoch that starts at or
+        after the middle of training (the FairFace paper's stated schedule)."""
+        if not self.hp.get("lr_halve_second_half"):
+            return {}
+        factor = 0.5 if epoch >= total_epochs / 2 else 1.0
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = self.hp["lr"] * factor
+        return {"lr": self.hp["lr"] * factor}
 
     def on_epoch_end(self, epoch: int) -> None:
         for sched in self.schedulers.values():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from debias.losses import per_example_loss
 from debias.methods.base import Method
 from debias.methods.registry import register
 from debias.models import Backbone
@@ -35,7 +35,7 @@ class Baseline(Method):
 
     def update(self, batch):
         self.zero_grad()
-        loss = F.cross_entropy(self.logits(batch["x"]), batch["y"])
+        loss = per_example_loss(self.logits(batch["x"]), batch["y"]).mean()
         loss.backward()
         self.opt.step()
         return {"loss": loss.detach()}

@@ -1,0 +1,142 @@
+"""Example reweighting (Ren et al. 2018, "Learning to Reweight Examples"; its FairFace re-run):
+``proportion``, ``resample``, ``hardmining``, ``random`` and ``l2rw``, each a weighted version of
+``baseline``: one step minimises sum_i w_i * loss_i with the weights held constant.
+
+All work on one-logit binary and on multi-class models (``debias.losses``). Where the paper speaks of the
+"majority" and "minority" class, the majority is the most frequent class of the training split.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from debias.losses import per_example_loss
+from debias.methods.erm import Baseline
+from debias.methods.registry import register
+
+
+def class_counts(y: torch.Tensor) -> torch.Tensor:
+    return torch.bincount(y.long(), minlength=2).double()
+
+
+def normalise(w: torch.Tensor) -> torch.Tensor:
+    """w / sum(w), with the reference guard: all-zero weights stay zero (the step then has no gradient)."""
+    total = w.sum()
+    return w / (total + (total == 0).to(w.dtype))
+
+
+class _Reweighted(Baseline):
+    def weights(self, batch, losses: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement weights()")
+
+    def update(self, batch):
+        self.zero_grad()
+        losses = per_example_loss(self.logits(batch["x"]), batch["y"])
+        w = self.weights(batch, losses).detach()
+        loss = (w * losses).sum()
+        loss.backward()
+        self.opt.step()
+        return {"loss": losses.mean().detach(), "weighted_loss": loss.detach(), "weight_sum": w.sum()}
+
+
+@register("proportion")
+class Proportion(_Reweighted):
+    """Inverse class frequency, normalised over classes, not over the batch (the reference code: for two
+    classes with majority share p, weight p for the minority and 1 - p for the majority)."""
+
+    def attach(self, splits):
+        inv = 1.0 / class_counts(splits["train"]["y"]).clamp(min=1)
+        self.class_weight = (inv / inv.sum()).float().to(splits["train"]["y"].device)
+
+    def weights(self, batch, losses):
+        return self.class_weight[batch["y"]]
+
+
+@register("resample")
+class Resample(Baseline):
+    """Class-balanced batches: each step draws batch_size / C examples of every class, with replacement."""
+
+    def attach(self, splits):
+        y = splits["train"]["y"]
+        self.class_index = [torch.nonzero(y == c).flatten() for c in range(int(y.max()) + 1)]
+        if any(len(i) == 0 for i in self.class_index):
+            raise ValueError("resample: a class has no training example")
+
+    def batch_sampler(self, n: int, batch_size: int, steps: int, gen: torch.Generator):
+        per_class = batch_size // len(self.class_index)
+        for _ in range(steps):
+            yield torch.cat([idx[torch.randint(len(idx), (per_class,), generator=gen).to(idx.device)]
+                             for idx in self.class_index])
+
+
+@register("hardmining")
+class HardMining(_Reweighted):
+    """All minority examples of the batch plus the k = max(#minority, 1) majority examples of highest loss,
+    weights normalised to sum 1. ``ties: reference`` reproduces the official code, which ranks by the
+    batch-mean loss, so all majority examples tie and the first k in batch order are taken."""
+
+    hparams = Baseline.hparams + ("ties",)
+
+    def attach(self, splits):
+        self.majority = int(class_counts(splits["train"]["y"]).argmax())
+
+    def weights(self, batch, losses):
+        major = batch["y"] == self.majority
+        k = max(int((~major).sum()), 1)
+        w = (~major).to(losses.dtype)
+        major_idx = torch.nonzero(major).flatten()
+        if self.hp["ties"] == "reference":
+            chosen = major_idx[:k]
+        elif self.hp["ties"] == "loss":
+            chosen = major_idx[torch.topk(losses[major_idx], min(k, len(major_idx))).indices]
+        else:
+            raise ValueError(f"hardmining ties: expected 'reference' or 'loss', got {self.hp['ties']!r}")
+        w[chosen] = 1.0
+        return normalise(w)
+
+
+@register("random")
+class RandomWeights(_Reweighted):
+    """w = max(z, 0) / sum max(z, 0), z ~ N(0, 1) per example and step."""
+
+    def weights(self, batch, losses):
+        return normalise(torch.randn(losses.shape, device=losses.device).clamp(min=0))
+
+
+@register("l2rw")
+class LearningToReweight(_Reweighted):
+    """Meta-gradient weights at eps = 0 (Ren et al. 2018, Algorithm 1), with torch.func:
+    L_f(theta, eps) = sum_i eps_i l_i(theta); theta' = theta - alpha * grad_theta L_f; u = d L_val(theta') / d eps;
+    w = max(-u, 0), normalised with the all-zero guard. The training forward is shared with the real update."""
+
+    needs = ("x", "y")
+    hparams = Baseline.hparams + ("meta_lr",)
+
+    def attach(self, splits):
+        if "val" not in splits:
+            raise KeyError("l2rw needs a clean validation split ('val') and this dataset has none")
+        val = splits["val"]
+        self.val_x = val["x"].float().div(255.0) if val["x"].dtype == torch.uint8 else val["x"]
+        self.val_y = val["y"]
+
+    def meta_weights(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weights, per-example losses with their graph kept for the real update)."""
+        model = torch.nn.Sequential(self.modules["f"], self.modules["g"])
+        params = dict(model.named_parameters())
+        buffers = dict(model.named_buffers())
+        losses = per_example_loss(functional_call(model, (params, buffers), (x,)), y)
+        eps = torch.zeros_like(losses, requires_grad=True)
+        grads = torch.autograd.grad((eps * losses).sum(), list(params.values()), create_graph=True)
+        lookahead = {k: p - self.hp["meta_lr"] * g for (k, p), g in zip(params.items(), grads)}
+        val_loss = per_example_loss(functional_call(model, (lookahead, buffers), (self.val_x,)), self.val_y).mean()
+        (u,) = torch.autograd.grad(val_loss, eps, retain_graph=True)
+        return normalise((-u).clamp(min=0)), losses
+
+    def update(self, batch):
+        self.zero_grad()
+        w, losses = self.meta_weights(batch["x"], batch["y"])
+        loss = (w.detach() * losses).sum()
+        loss.backward()
+        self.opt.step()
+        return {"loss": losses.mean().detach(), "weighted_loss": loss.detach(), "weight_sum": w.sum().detach()}

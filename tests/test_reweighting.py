@@ -1,0 +1,139 @@
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from debias import methods
+from debias.losses import per_example_loss
+from debias.models import Backbone, l2rw_lenet_backbone
+
+HP = dict(steps=10, lr=1e-3, momentum=0.9, weight_decay=0.0, ties="reference", meta_lr=1.0)
+
+
+def tiny_backbone(out=1):
+    torch.manual_seed(0)
+    f = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh())
+    return Backbone(f, nn.Linear(5, out))
+
+
+def data(n=16, nval=6, out=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 3, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, max(out, 2), (n,), generator=g)
+    vx = torch.randn(nval, 1, 3, 4, generator=g, dtype=torch.float64)
+    vy = torch.arange(nval) % max(out, 2)
+    return x, y, {"train": {"x": x, "y": y}, "val": {"x": vx, "y": vy}}
+
+
+@pytest.mark.parametrize("out", [1, 3])
+def test_l2rw_weights_are_rectified_normalised_gradient_dot_products(out):
+    bb = tiny_backbone(out)
+    m = methods.get("l2rw")(bb, HP)
+    m.modules.double()
+    x, y, splits = data(out=out)
+    m.attach(splits)
+    w, _ = m.meta_weights(x, y)
+
+    # independent: per-example gradients with vmap, dotted with the validation-loss gradient
+    model = nn.Sequential(bb.features, bb.classifier)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_one(p, xi, yi):
+        return per_example_loss(functional_call(model, p, (xi[None],)), yi[None])[0]
+
+    per_ex = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, x, y)
+    val = grad(lambda p: per_example_loss(functional_call(model, p, (splits["val"]["x"],)), splits["val"]["y"]).mean())(params)
+    dots = sum((per_ex[k].flatten(1) * val[k].flatten()).sum(1) for k in params)
+    expected = dots.clamp(min=0) / dots.clamp(min=0).sum()
+    torch.testing.assert_close(w, expected, rtol=1e-5, atol=1e-12)
+    assert (w >= 0).all() and abs(w.sum().item() - 1) < 1e-9
+
+
+def test_meta_gradient_matches_finite_differences():
+    bb = tiny_backbone()
+    model = nn.Sequential(bb.features, bb.classifier).double()
+    x, y, splits = data()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def val_loss_after_step(eps):
+        p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        losses = per_example_loss(functional_call(model, p, (x,)), y)
+        g = torch.autograd.grad((eps * losses).sum(), list(p.values()))
+        p2 = {k: v.detach() - gi for (k, v), gi in zip(p.items(), g)}
+        return per_example_loss(functional_call(model, p2, (splits["val"]["x"],)), splits["val"]["y"]).mean()
+
+    m = methods.get("l2rw")(bb, HP)
+    m.modules.double()
+    m.attach(splits)
+    # u = dL_val/deps at eps = 0, via the method's own graph
+    mp = dict(model.named_parameters())
+    losses = per_example_loss(functional_call(model, mp, (x,)), y)
+    eps = torch.zeros_like(losses, requires_grad=True)
+    gr = torch.autograd.grad((eps * losses).sum(), list(mp.values()), create_graph=True)
+    look = {k: p - g for (k, p), g in zip(mp.items(), gr)}
+    val = per_example_loss(functional_call(model, look, (splits["val"]["x"],)), splits["val"]["y"]).mean()
+    (u,) = torch.autograd.grad(val, eps)
+    h = 1e-6
+    for i in (0, 5, 11):
+        e = torch.zeros(len(y), dtype=torch.float64)
+        e[i] = h
+        fd = (val_loss_after_step(e) - val_loss_after_step(-e)) / (2 * h)
+        assert abs(fd.item() - u[i].item()) < 1e-7 * max(1.0, abs(u[i].item())) + 1e-9
+    w, _ = m.meta_weights(x, y)  # and the method's weights are max(-u, 0) normalised
+    torch.testing.assert_close(w, (-u).clamp(min=0) / (-u).clamp(min=0).sum())
+
+
+def test_normalise_guard_keeps_all_zero_weights_zero():
+    from debias.methods.reweighting import normalise
+
+    assert torch.equal(normalise(torch.zeros(4)), torch.zeros(4))
+    torch.testing.assert_close(normalise(torch.tensor([0.0, 1.0, 3.0])), torch.tensor([0.0, 0.25, 0.75]))
+
+
+def test_resample_batches_are_balanced_and_deterministic():
+    m = methods.get("resample")(tiny_backbone(), dict(HP))
+    y = torch.tensor([0] * 3 + [1] * 97)
+    m.attach({"train": {"x": torch.zeros(100, 1, 3, 4), "y": y}})
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    b1 = list(m.batch_sampler(100, 10, 4, g1))
+    b2 = list(m.batch_sampler(100, 10, 4, g2))
+    assert len(b1) == 4 and all(torch.equal(a, b) for a, b in zip(b1, b2))
+    for idx in b1:
+        assert len(idx) == 10 and int((y[idx] == 0).sum()) == 5
+
+
+def test_random_weights_nonnegative_and_normalised():
+    m = methods.get("random")(tiny_backbone(), dict(HP))
+    torch.manual_seed(0)
+    for _ in range(20):
+        w = m.weights({}, torch.ones(50))
+        assert (w >= 0).all() and abs(w.sum().item() - 1) < 1e-6
+        assert 0 < (w > 0).sum() < 50
+
+
+def test_proportion_weights_are_the_reference_p_and_1_minus_p():
+    m = methods.get("proportion")(tiny_backbone(), dict(HP))
+    y = torch.tensor([0] * 10 + [1] * 90)
+    m.attach({"train": {"x": torch.zeros(100, 1, 3, 4), "y": y}})
+    w = m.weights({"y": torch.tensor([0, 1])}, torch.ones(2))
+    torch.testing.assert_close(w, torch.tensor([0.9, 0.1]))
+
+
+def test_hardmining_keeps_minority_and_the_hardest_majority():
+    y = torch.tensor([1, 1, 0, 1, 1, 0, 1])
+    losses = torch.tensor([0.1, 0.9, 0.5, 0.2, 0.8, 0.3, 0.05])
+    train = {"train": {"x": torch.zeros(7, 1, 3, 4), "y": y}}
+    hard = methods.get("hardmining")(tiny_backbone(), dict(HP, ties="loss"))
+    hard.attach(train)
+    w = hard.weights({"y": y}, losses)
+    torch.testing.assert_close(w, torch.tensor([0, 0.25, 0.25, 0, 0.25, 0.25, 0]))
+    ref = methods.get("hardmining")(tiny_backbone(), dict(HP, ties="reference"))
+    ref.attach(train)
+    w = ref.weights({"y": y}, losses)  # the reference's tie: the first two majority examples in batch order
+    torch.testing.assert_close(w, torch.tensor([0.25, 0.25, 0.25, 0, 0, 0.25, 0]))
+
+
+def test_lenet_shapes_and_tf_same_pooling():
+    bb = l2rw_lenet_backbone()
+    assert bb.features(torch.zeros(2, 1, 28, 28)).shape == (2, 1024)
+    assert bb.classifier(bb.features(torch.zeros(2, 1, 28, 28))).shape == (2, 1)
