@@ -10,5 +10,5 @@ start_job(snakemake)  # noqa: F821
 
 from debias.experiments.colored_mnist import prepare  # noqa: E402
 
-prepare(snakemake.params.data, float(snakemake.wildcards.sigma2),  # noqa: F821
+prepare(snakemake.params.data, snakemake.params.mnist, float(snakemake.wildcards.sigma2),  # noqa: F821
         snakemake.output.data, snakemake.output.recipe)  # noqa: F821

@@ -13,6 +13,6 @@ from debias.data.mnist import download_mnist  # noqa: E402
 p = snakemake.params  # noqa: F821
 root = Path(snakemake.output[0]).parents[2]  # noqa: F821  (<root>/MNIST/raw/<file>)
 if not p.allowed:
-    raise SystemExit(f"MNIST is missing under {root} (config key colored_mnist.mnist.root) "
+    raise SystemExit(f"MNIST is missing under {root} (config key mnist.root) "
                      "and allow_download is false")
 download_mnist(root, p.mirrors)

@@ -47,8 +47,8 @@ def test_bad_configs_name_key_and_expectation(mutate, message):
 def test_offline_without_data_names_path_and_key(tmp_path):
     cfg = load()
     cfg["allow_download"] = False
-    cfg["colored_mnist"]["mnist"]["root"] = str(tmp_path / "mnist")
-    with pytest.raises(ConfigError, match=r"colored_mnist\.mnist\.root: .*mnist.*train-images-idx3-ubyte.*allow_download"):
+    cfg["mnist"]["root"] = str(tmp_path / "mnist")
+    with pytest.raises(ConfigError, match=r"mnist\.root: .*mnist.*train-images-idx3-ubyte.*allow_download"):
         check(cfg, SCHEMA)
 
 

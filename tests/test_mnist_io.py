@@ -39,8 +39,8 @@ def test_embedded_split_is_stratified(embedded_mnist):
 
 
 def test_missing_mnist_names_path_and_key(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"colored_mnist\.mnist\.root.*train-images-idx3-ubyte"):
-        mnist.read_mnist(tmp_path / "nowhere", key="colored_mnist.mnist.root")
+    with pytest.raises(FileNotFoundError, match=r"mnist\.root.*train-images-idx3-ubyte"):
+        mnist.read_mnist(tmp_path / "nowhere", key="mnist.root")
 
 
 def test_download_from_a_local_mirror(tmp_path, monkeypatch, embedded_mnist_root):

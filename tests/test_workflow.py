@@ -28,8 +28,8 @@ def job_counts(stdout: str) -> dict[str, int]:
 def write_config(tmp_path, mutate, base="mini.yaml"):
     cfg = yaml.safe_load((ROOT / "config" / base).read_text())
     cfg["results"] = str(tmp_path / "results")
-    if cfg["colored_mnist"]["mnist"]["source"] == "embedded":
-        cfg["colored_mnist"]["mnist"]["root"] = str(tmp_path / "results" / "data" / "mnist")
+    if cfg["mnist"]["source"] == "embedded":
+        cfg["mnist"]["root"] = str(tmp_path / "results" / "data" / "mnist")
     mutate(cfg)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))

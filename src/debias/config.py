@@ -93,13 +93,13 @@ def _check_colored_mnist(config: dict[str, Any]) -> list[str]:
                     errors.append(f"config key colored_mnist.authors_dir: {path} is missing (sigma2 = "
                                   f"{colored_mnist.sigma2_tag(s)}); the authors' files cannot be downloaded "
                                   "by the pipeline, fetch them from the link in their dataset README")
-    elif section["mnist"]["source"] == "torchvision" and not config["allow_download"]:
-        missing = mnist.missing_files(section["mnist"]["root"])
+    elif config["mnist"]["source"] == "torchvision" and not config["allow_download"]:
+        missing = mnist.missing_files(config["mnist"]["root"])
         if missing:
-            errors.append(f"config key colored_mnist.mnist.root: {section['mnist']['root']!r} lacks "
+            errors.append(f"config key mnist.root: {config['mnist']['root']!r} lacks "
                           f"{', '.join(map(str, missing))} and allow_download is false; expected torchvision's "
                           "raw IDX layout <root>/MNIST/raw/*-ubyte, or set allow_download: true")
-    elif section["mnist"]["source"] == "torchvision" and not section["mnist"].get("mirrors"):
-        if mnist.missing_files(section["mnist"]["root"]):
-            errors.append("config key colored_mnist.mnist.mirrors: MNIST must be downloaded but no mirror is set")
+    elif config["mnist"]["source"] == "torchvision" and not config["mnist"].get("mirrors"):
+        if mnist.missing_files(config["mnist"]["root"]):
+            errors.append("config key mnist.mirrors: MNIST must be downloaded but no mirror is set")
     return errors

@@ -10,7 +10,8 @@ rule colored_mnist_prepare:
         recipe=f"{CM_PREPARED}/sigma2={{sigma2}}.json",
     params:
         # only what the data depends on, so that other config changes do not re-prepare it
-        data={k: CM.get(k) for k in ("source", "authors_dir", "mnist", "colors", "data_seed")},
+        data={k: CM.get(k) for k in ("source", "authors_dir", "colors", "data_seed")},
+        mnist=config["mnist"],
     log:
         f"{RESULTS}/logs/colored_mnist/prepare_sigma2={{sigma2}}.log",
     threads: 1

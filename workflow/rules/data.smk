@@ -1,7 +1,7 @@
 # Raw data: MNIST in torchvision's raw IDX layout, either downloaded or written from the embedded digits.
 from debias.data.mnist import raw_paths as _mnist_raw_paths
 
-MNIST_CFG = config["colored_mnist"]["mnist"]
+MNIST_CFG = config["mnist"]
 MNIST_RAW = [str(p) for p in _mnist_raw_paths(MNIST_CFG["root"])]
 
 if MNIST_CFG["source"] == "embedded":

@@ -24,15 +24,15 @@ log = logging.getLogger(__name__)
 GROUP_NAMES = {0: "bias_conflicting", 1: "bias_aligned"}
 
 
-def prepare(section: dict[str, Any], sigma2: float, data_out: str, recipe_out: str) -> None:
+def prepare(section: dict[str, Any], mnist_cfg: dict[str, Any], sigma2: float, data_out: str, recipe_out: str) -> None:
     """Write the prepared dataset for one sigma2 and, beside it, its sha256 and the recipe."""
     if section["source"] == "authors":
         data = cm.load_authors_npy(section["authors_dir"], sigma2)
         recipe = {"source": "authors", "file": str(cm.authors_file(section["authors_dir"], sigma2))}
     else:
-        mnist = read_mnist(section["mnist"]["root"], key="colored_mnist.mnist.root")
+        mnist = read_mnist(mnist_cfg["root"], key="mnist.root")
         data = cm.generate(mnist, section["colors"], sigma2, section["data_seed"])
-        recipe = {"source": "generate", "mnist": section["mnist"], "colors": section["colors"],
+        recipe = {"source": "generate", "mnist": mnist_cfg, "colors": section["colors"],
                   "data_seed": section["data_seed"], "test_colors": "mean drawn uniformly, independent of the label"}
     recipe.update(sigma2=sigma2, counts={s: int(data[f"{s}_y"].numel()) for s in ("train", "test")})
     torch_save(data, data_out)

@@ -1,0 +1,116 @@
+"""Time one training step of every registered method on the same model and batch.
+
+    python -m debias.benchmark [--device cpu|cuda] [--repeats 30] [--out results/benchmarks/step_cost.csv]
+
+For each benchmark model, every method that can run on it (a method needing a bias head is skipped on a
+model without one) takes warm-up steps, then ``repeats`` timed steps; the median is reported with its ratio to
+``baseline`` on the same model. On CUDA each step is synchronised before the clock stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from debias import methods
+from debias.io import write_text
+from debias.models import colored_mnist_backbone, l2rw_lenet_backbone
+
+SGD = dict(lr=1e-3, momentum=0.9, weight_decay=0.0, steps=1, alpha=0.01, entropy_weight=0.01, grl_factor=0.1,
+           ramp_variable="epoch", ties="reference", meta_lr=1.0)
+
+
+def benchmark_models():
+    """name -> (backbone factory, batch factory, splits for attach)."""
+
+    def lenet_batch(device, n=100):
+        g = torch.Generator().manual_seed(0)
+        return {"x": torch.rand(n, 1, 28, 28, generator=g).to(device),
+                "y": (torch.arange(n) % 10 == 0).long().to(device)}  # 10 % minority
+
+    def convnet_batch(device, n=128):
+        g = torch.Generator().manual_seed(0)
+        return {"x": torch.rand(n, 3, 28, 28, generator=g).to(device),
+                "y": torch.randint(0, 10, (n,), generator=g).to(device),
+                "bias": torch.randint(0, 8, (n, 3, 14, 14), generator=g).to(device)}
+
+    return {
+        "l2rw_lenet": (l2rw_lenet_backbone, lenet_batch),
+        "lnl_convnet": (lambda: colored_mnist_backbone(32, 10, 8, [0.5] * 3, [0.25] * 3), convnet_batch),
+    }
+
+
+def time_steps(method, batch, device, warmup: int, repeats: int) -> float:
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        method.update(batch)
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        method.update(batch)
+        sync()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def run(device: torch.device, warmup: int, repeats: int) -> list[dict]:
+    rows = []
+    for model_name, (make_backbone, make_batch) in benchmark_models().items():
+        batch = make_batch(device)
+        val = make_batch(device, 10)
+        splits = {"train": batch, "val": val}
+        base_ms = None
+        for name in ["baseline"] + [m for m in methods.names() if m != "baseline"]:
+            torch.manual_seed(0)
+            cls = methods.get(name)
+            try:
+                method = cls(make_backbone(), SGD).to(device)
+                missing = [k for k in cls.needs if k not in batch]
+                if missing:
+                    raise KeyError(f"needs {missing}")
+                method.attach(splits)
+                method.on_epoch_start(0, 1, 1)
+                ms = time_steps(method, batch, device, warmup, repeats)
+            except (ValueError, KeyError, RuntimeError) as exc:
+                print(f"{model_name}: {name} skipped ({exc})", file=sys.stderr)
+                continue
+            base_ms = ms if name == "baseline" else base_ms
+            rows.append({"method": name, "model": model_name, "device": device_name(device),
+                         "batch_size": int(batch["y"].shape[0]), "ms_per_step": ms, "ratio_to_baseline": ms / base_ms})
+            print(f"{model_name:12s} {name:14s} {ms:8.2f} ms/step  {ms / base_ms:5.2f}x baseline", file=sys.stderr)
+    return rows
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--out", default="results/benchmarks/step_cost.csv")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = run(torch.device(args.device), args.warmup, args.repeats)
+    header = ["method", "model", "device", "batch_size", "ms_per_step", "ratio_to_baseline"]
+    lines = [",".join(header)] + [
+        ",".join(f"{r[h]:.4f}" if isinstance(r[h], float) else str(r[h]) for h in header) for r in rows
+    ]
+    write_text(args.out, "\n".join(lines) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
