@@ -22,7 +22,7 @@ def test_shipped_configs_are_valid():
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda c: c["colored_mnist"]["methods"].append("nope"), r"colored_mnist\.methods\[5\]: 'nope' has no entry"),
+        (lambda c: c["colored_mnist"]["methods"].append("nope"), r"colored_mnist\.hparams: no entry for method row 'nope'"),
         (lambda c: c["colored_mnist"]["hparams"]["gray"].update(method="nope"),
          r"colored_mnist\.hparams\.gray\.method: unknown method 'nope'; expected one of baseline, blindeye, gray, hardmining"),
         (lambda c: c["colored_mnist"]["hparams"]["baseline"].update(lr="fast"),
@@ -33,7 +33,7 @@ def test_shipped_configs_are_valid():
         (lambda c: c["colored_mnist"]["hparams"]["lnl"].pop("grl_factor"),
          r"colored_mnist\.hparams\.lnl: method 'lnl' needs 'grl_factor'"),
         (lambda c: c["colored_mnist"]["hparams"]["lnl"].update(init_from="nope"),
-         r"colored_mnist\.hparams\.lnl\.init_from: 'nope' is not a row"),
+         r"colored_mnist\.hparams\.lnl\.init_from: 'nope' is not a row of the table"),
         (lambda c: c.update(device="tpu"), r"config key device: 'tpu' is not one of"),
     ],
 )

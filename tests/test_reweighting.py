@@ -26,13 +26,14 @@ def data(n=16, nval=6, out=1, seed=0):
 
 
 @pytest.mark.parametrize("out", [1, 3])
-def test_l2rw_weights_are_rectified_normalised_gradient_dot_products(out):
+@pytest.mark.parametrize("mode", ["lookahead", "forward"])
+def test_l2rw_weights_are_rectified_normalised_gradient_dot_products(out, mode):
     bb = tiny_backbone(out)
     m = methods.get("l2rw")(bb, HP)
     m.modules.double()
     x, y, splits = data(out=out)
     m.attach(splits)
-    w, _ = m.meta_weights(x, y)
+    w = m.meta_weights(x, y)[0] if mode == "lookahead" else m.forward_mode_weights(x, y)
 
     # independent: per-example gradients with vmap, dotted with the validation-loss gradient
     model = nn.Sequential(bb.features, bb.classifier)

@@ -30,6 +30,8 @@ def write_config(tmp_path, mutate, base="mini.yaml"):
     cfg["results"] = str(tmp_path / "results")
     if cfg["mnist"]["source"] == "embedded":
         cfg["mnist"]["root"] = str(tmp_path / "results" / "data" / "mnist")
+    if cfg["reweighting"]["fairface"]["source"] == "embedded":
+        cfg["reweighting"]["fairface"]["root"] = str(tmp_path / "results" / "data" / "fairface")
     mutate(cfg)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -42,6 +44,9 @@ def test_full_config_dry_run_has_the_paper_grid():
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())["colored_mnist"]
     assert counts["colored_mnist_train"] == 7 * 5 * len(cfg["seeds"]) == 175
     assert counts["colored_mnist_prepare"] == 7 and counts["colored_mnist_table"] == 1
+    # reweighting: share x method jobs, each training all 10 seeds
+    assert counts["fairface_train"] == 13 * 6 and counts["l2rw_mnist_train"] == 5 * 6
+    assert counts["reweighting_split"] == 13 + 5
 
 
 def test_mini_config_dry_run_batches_seeds():
@@ -153,3 +158,35 @@ def test_sigkill_halfway_then_rerun_gives_the_same_numbers(tmp_path):
     got = json.loads((kill_dir / "results" / target).read_text())
     assert got["resumed_from_epoch"] >= 3
     assert got["metrics"] == ref["metrics"]
+
+
+def tiny_reweighting(cfg):
+    rw = cfg["reweighting"]
+    rw["methods"], rw["seeds"] = ["baseline", "hardmining", "l2rw"], [0, 1]
+    rw["fairface"]["shares"] = [0.6, 0.91]
+    rw["l2rw_mnist"]["shares"] = [0.99]
+    for exp in ("fairface", "l2rw_mnist"):
+        for hp in rw[exp]["hparams"].values():
+            hp["steps"] = 8
+
+
+@pytest.mark.slow
+def test_reweighting_slice_through_snakemake_builds_figures_and_tables(tmp_path):
+    path = write_config(tmp_path, tiny_reweighting)
+    res = tmp_path / "results"
+    targets = [res / "tables/fairface_reweighting.csv", res / "tables/l2rw_mnist.md"]
+    snakemake(*targets, "--cores", 2, "--configfile", path, check=True)
+    table = pd.read_csv(res / "tables/fairface_reweighting.csv")
+    assert set(table.columns) >= {"share", "method", "split", "acc_mean", "acc_std", "n_seeds", "acc_white_mean",
+                                  "acc_poc_mean", "balanced_acc_mean"}
+    assert len(table) == 2 * 3 * 2 and (table.n_seeds == 2).all()
+    for split in ("train", "test"):
+        for band in ("60-90", "91-99"):
+            for ext in ("png", "pdf"):
+                assert (res / f"figures/fairface_{split}_acc_{band}.{ext}").stat().st_size > 1000
+    md = (res / "tables/l2rw_mnist.md").read_text()
+    assert "| l2rw |" in md and "p=0.99" in md
+    split = json.loads((res / "prepared/l2rw_mnist/share=0.990.json").read_text())
+    assert split["counts_per_class"]["test"] == [100, 100] and split["counts_per_class"]["val"] == [5, 5]
+    rec = json.loads((res / "runs/fairface/share=0.910/l2rw/seed=1/metrics.json").read_text())
+    assert rec["steps"] == 8 and {"acc_white", "acc_poc"} <= set(rec["metrics"]["test"])

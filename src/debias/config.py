@@ -46,18 +46,22 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     errors += _check_colored_mnist(config)
+    errors += _check_reweighting(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
 
-def _check_methods(section: dict[str, Any], prefix: str) -> list[str]:
+def _check_methods(section: dict[str, Any], prefix: str, rows: list[str] | None = None) -> list[str]:
+    """Every row has an hparams entry naming a known method with the keys it needs; ``rows`` default to
+    the section's ``methods``."""
     from debias import methods
 
     errors = []
     known = methods.names()
-    for i, row in enumerate(section["methods"]):
+    rows = section["methods"] if rows is None else rows
+    for i, row in enumerate(rows):
         if row not in section["hparams"]:
-            errors.append(f"config key {prefix}.methods[{i}]: {row!r} has no entry in {prefix}.hparams "
+            errors.append(f"config key {prefix}.hparams: no entry for method row {row!r} "
                           f"(entries: {', '.join(section['hparams'])})")
             continue
         cls, hp = method_entry(row, section["hparams"][row])
@@ -70,9 +74,9 @@ def _check_methods(section: dict[str, Any], prefix: str) -> list[str]:
             if name not in hp:
                 errors.append(f"config key {prefix}.hparams.{row}: method {cls!r} needs {name!r}")
         init = hp.get("init_from")
-        if init is not None and init not in section["methods"]:
-            errors.append(f"config key {prefix}.hparams.{row}.init_from: {init!r} is not a row of {prefix}.methods "
-                          f"({', '.join(section['methods'])})")
+        if init is not None and init not in rows:
+            errors.append(f"config key {prefix}.hparams.{row}.init_from: {init!r} is not a row of the table "
+                          f"({', '.join(rows)})")
         if init == row:
             errors.append(f"config key {prefix}.hparams.{row}.init_from: a row cannot start from itself")
     return errors
@@ -102,4 +106,22 @@ def _check_colored_mnist(config: dict[str, Any]) -> list[str]:
     elif config["mnist"]["source"] == "torchvision" and not config["mnist"].get("mirrors"):
         if mnist.missing_files(config["mnist"]["root"]):
             errors.append("config key mnist.mirrors: MNIST must be downloaded but no mirror is set")
+    return errors
+
+
+def _check_reweighting(config: dict[str, Any]) -> list[str]:
+    import sys
+
+    from debias.data import fairface
+
+    section = config["reweighting"]
+    errors = []
+    for exp in ("fairface", "l2rw_mnist"):
+        errors += _check_methods(section[exp], f"reweighting.{exp}", rows=section["methods"])
+    ff = section["fairface"]
+    missing = [str(p) for p in (fairface.label_csv(ff["root"], s) for s in ("train", "val")) if not p.is_file()]
+    if missing and ff["source"] == "release":
+        # FairFace cannot be downloaded by a script: the other experiments still run; its jobs fail with this message
+        print(f"WARNING: config key reweighting.fairface.root: {', '.join(missing)} not found; the FairFace jobs "
+              "will fail until the release is placed there (see README, 'FairFace')", file=sys.stderr)
     return errors

@@ -134,10 +134,10 @@ class SamePool(nn.Module):
 class L2RWLeNetFeatures(nn.Module):
     """The learning-to-reweight LeNet's conv stack: 3 x (conv5x5 SAME, max-pool 3/2 SAME, then ReLU) -> 1024."""
 
-    def __init__(self, in_channels: int = 1):
+    def __init__(self, in_channels: int = 1, width: int = 16, image_size: int = 28):
         super().__init__()
-        layers, size, ch = [], 28, in_channels
-        for out_ch in (16, 32, 64):
+        layers, size, ch = [], image_size, in_channels
+        for out_ch in (width, 2 * width, 4 * width):
             layers += [nn.Conv2d(ch, out_ch, 5, padding=2), SamePool(size), nn.ReLU()]
             size, ch = -(-size // 2), out_ch
         self.net = nn.Sequential(*layers, nn.Flatten())
@@ -155,9 +155,10 @@ def truncated_normal_init_(module: nn.Module, std: float = 0.1) -> None:
             nn.init.zeros_(m.bias)
 
 
-def l2rw_lenet_backbone(num_outputs: int = 1, in_channels: int = 1) -> Backbone:
-    """The official L2RW LeNet: conv stack -> fc 1024->100 + ReLU -> fc 100->num_outputs (one logit: binary)."""
-    f = L2RWLeNetFeatures(in_channels)
+def l2rw_lenet_backbone(num_outputs: int = 1, in_channels: int = 1, width: int = 16, image_size: int = 28) -> Backbone:
+    """The official L2RW LeNet (width 16: 16-32-64 channels): conv stack -> fc ->100 + ReLU -> fc 100->num_outputs
+    (one logit: binary)."""
+    f = L2RWLeNetFeatures(in_channels, width, image_size)
     g = nn.Sequential(nn.Linear(f.out_features, 100), nn.ReLU(), nn.Linear(100, num_outputs))
     truncated_normal_init_(f)
     truncated_normal_init_(g)

@@ -11,7 +11,7 @@ from debias.io import atomic_path
 
 def line_figure(summary: pd.DataFrame, x: str, y_mean: str, y_std: str, hue: str, order: list[str],
                 xlabel: str, ylabel: str, title: str, outputs: list[str | os.PathLike],
-                paper: str | None = "paper") -> None:
+                paper: str | None = "paper", band: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,8 +24,13 @@ def line_figure(summary: pd.DataFrame, x: str, y_mean: str, y_std: str, hue: str
         d = summary[summary[hue] == name].sort_values(x)
         if d.empty:
             continue
-        ax.errorbar(d[x], d[y_mean], yerr=d[y_std].fillna(0), color=palette[name], marker="o", ms=4,
-                    capsize=3, label=name)
+        if band:
+            ax.plot(d[x], d[y_mean], color=palette[name], marker="o", ms=3, label=name)
+            sd = d[y_std].fillna(0)
+            ax.fill_between(d[x], d[y_mean] - sd, d[y_mean] + sd, color=palette[name], alpha=0.15, lw=0)
+        else:
+            ax.errorbar(d[x], d[y_mean], yerr=d[y_std].fillna(0), color=palette[name], marker="o", ms=4,
+                        capsize=3, label=name)
         if paper and d[paper].notna().any():
             ax.plot(d[x], d[paper], color=palette[name], ls="--", lw=1, alpha=0.8)
     if paper and summary[paper].notna().any():

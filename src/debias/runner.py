@@ -47,7 +47,7 @@ def train_cell(
     row: str,
     hparams: dict[str, Any],
     train_cfg: dict[str, Any],
-    splits: dict[str, dict[str, torch.Tensor]],
+    splits: dict[str, dict[str, torch.Tensor]] | Callable[[int], dict[str, dict[str, torch.Tensor]]],
     make_backbone: Callable[[], Backbone],
     runs: list[RunOutputs],
     data_sha256: str,
@@ -81,7 +81,7 @@ def train_cell(
             fingerprint=fingerprint(cls_name, hp, train_cfg, data_sha256, run.seed, str(run.init_model)),
             progress=progress,
         )
-        out = fit(method, splits, spec)
+        out = fit(method, splits(run.seed) if callable(splits) else splits, spec)
         torch_save(method.model_state(), run.model)
         record = {
             "experiment": experiment,

@@ -7,18 +7,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
-import yaml
 
 from debias.data import colored_mnist as cm
 from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import colored_mnist_backbone
-from debias.plots import line_figure
 from debias.runner import RunOutputs, train_cell
-from debias.tables import paper_lookup, pivot_cells, summarize, to_latex, to_markdown
 
 log = logging.getLogger(__name__)
 GROUP_NAMES = {0: "bias_conflicting", 1: "bias_aligned"}
@@ -62,7 +58,12 @@ def train(*, hparams, model, train_cfg, sigma2: str, row: str, seeds, data, init
                group_names=GROUP_NAMES)
 
 
-def collect(metric_files: list[str]) -> pd.DataFrame:
+# aggregation imports pandas / matplotlib lazily: training jobs never pay for them
+
+
+def collect(metric_files: list[str]):
+    import pandas as pd
+
     rows = []
     for path in metric_files:
         rec = read_json(path)
@@ -76,7 +77,12 @@ def collect(metric_files: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: str, out) -> pd.DataFrame:
+def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: str, out):
+    import yaml
+
+    from debias.plots import line_figure
+    from debias.tables import paper_lookup, pivot_cells, summarize, to_latex, to_markdown
+
     runs = collect(metric_files)
     paper = yaml.safe_load(Path(paper_file).read_text())["colored_mnist"]
     summary = summarize(runs, ["method", "sigma2"], "test_acc", "acc")

@@ -111,7 +111,7 @@ class LearningToReweight(_Reweighted):
     w = max(-u, 0), normalised with the all-zero guard. The training forward is shared with the real update."""
 
     needs = ("x", "y")
-    hparams = Baseline.hparams + ("meta_lr",)
+    hparams = Baseline.hparams + ("meta_lr",)  # optional: meta_gradient = lookahead (default) | forward
 
     def attach(self, splits):
         if "val" not in splits:
@@ -133,7 +133,31 @@ class LearningToReweight(_Reweighted):
         (u,) = torch.autograd.grad(val_loss, eps, retain_graph=True)
         return normalise((-u).clamp(min=0)), losses
 
+    def forward_mode_weights(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The same weights without second-order autodiff. At eps = 0 the look-ahead leaves theta unchanged, so
+        u_i = -meta_lr * <grad L_val(theta), grad l_i(theta)>: one validation gradient, then all B directional
+        derivatives in one forward-mode (jvp) pass along it."""
+        model = torch.nn.Sequential(self.modules["f"], self.modules["g"])
+        params = {k: p.detach() for k, p in model.named_parameters()}
+        buffers = dict(model.named_buffers())
+
+        def val_loss(p):
+            return per_example_loss(functional_call(model, (p, buffers), (self.val_x,)), self.val_y).mean()
+
+        direction = torch.func.grad(val_loss)(params)
+        _, dots = torch.func.jvp(lambda p: per_example_loss(functional_call(model, (p, buffers), (x,)), y),
+                                 (params,), (direction,))
+        return normalise((self.hp["meta_lr"] * dots).clamp(min=0))
+
     def update(self, batch):
+        if self.hp.get("meta_gradient", "lookahead") == "forward":
+            self.zero_grad()
+            w = self.forward_mode_weights(batch["x"], batch["y"])
+            losses = per_example_loss(self.logits(batch["x"]), batch["y"])
+            loss = (w * losses).sum()
+            loss.backward()
+            self.opt.step()
+            return {"loss": losses.mean().detach(), "weighted_loss": loss.detach(), "weight_sum": w.sum()}
         self.zero_grad()
         w, losses = self.meta_weights(batch["x"], batch["y"])
         loss = (w.detach() * losses).sum()

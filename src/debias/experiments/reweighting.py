@@ -1,0 +1,192 @@
+"""Example reweighting: the FairFace White-vs-people-of-colour experiment and the L2RW MNIST 4-vs-9 grid.
+
+Both share one layout: a *pool* file (uint8 images and binary labels of a train pool and a test pool), one
+*split* file per majority share (train / val / test indices for every seed), and runs of a LeNet.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from debias.data import fairface
+from debias.data.imbalance import imbalanced_split, official_seed
+from debias.data.mnist import read_mnist
+from debias.devices import resolve_device
+from debias.io import read_json, sha256_file, torch_save, write_json, write_text
+from debias.models import l2rw_lenet_backbone
+from debias.runner import RunOutputs, train_cell
+
+log = logging.getLogger(__name__)
+EXPERIMENTS = ("fairface", "l2rw_mnist")
+CLASS_NAMES = {"fairface": {0: "poc", 1: "white"}, "l2rw_mnist": {0: "digit4", 1: "digit9"}}
+MNIST_DIGITS = (4, 9)  # label 0 (minority), label 1 (majority)
+
+
+def share_tag(share: float) -> str:
+    return f"{share:.3f}"
+
+
+# -- pools -------------------------------------------------------------------------------------------------
+def _write_with_recipe(obj: dict, out: str, recipe: dict) -> None:
+    torch_save(obj, out)
+    write_json(Path(out).with_suffix(".json"), {**recipe, "sha256": sha256_file(out)})
+
+
+def prepare_fairface_pool(section: dict[str, Any], out: str, threads: int = 1) -> None:
+    """FairFace train split -> train pool, FairFace val split -> test pool (protocol sheet D1)."""
+    image_dir = section["image_dirs"][str(section["padding"])]
+    parts = {}
+    for split, key in (("train", "train"), ("val", "test")):
+        d = fairface.prepare_split(section["root"], image_dir, split, section["image_size"], grayscale=True,
+                                   threads=threads)
+        parts.update({f"{key}_x": d["x"], f"{key}_y": fairface.white_vs_poc(d["race"]), f"{key}_race": d["race"]})
+    _write_with_recipe(parts, out, {"source": "FairFace", "root": section["root"], "image_dir": image_dir,
+                                    "padding": section["padding"], "size": section["image_size"],
+                                    "label": "1 = White, 0 = the six other race groups",
+                                    "counts": {k: int(v.numel()) for k, v in parts.items() if k.endswith("_y")}})
+
+
+def prepare_mnist_pool(mnist_cfg: dict[str, Any], out: str) -> None:
+    """MNIST digits 4 (label 0) and 9 (label 1), train and test pools."""
+    data = read_mnist(mnist_cfg["root"], key="mnist.root")
+    parts = {}
+    for split, key in (("train", "train"), ("test", "test")):
+        x, y = data[split]
+        keep = (y == MNIST_DIGITS[0]) | (y == MNIST_DIGITS[1])
+        parts[f"{key}_x"] = x[keep].unsqueeze(1).contiguous()
+        parts[f"{key}_y"] = (y[keep] == MNIST_DIGITS[1]).long()
+    _write_with_recipe(parts, out, {"source": "MNIST", "mnist": mnist_cfg, "digits": {"0": 4, "1": 9},
+                                    "counts": {k: int(v.numel()) for k, v in parts.items() if k.endswith("_y")}})
+
+
+# -- splits ------------------------------------------------------------------------------------------------
+def build_splits(pool_file: str, section: dict[str, Any], share: float, seeds: list[int], out: str) -> None:
+    pool = torch.load(pool_file, weights_only=True)
+    train_y, test_y = pool["train_y"].numpy(), pool["test_y"].numpy()
+    splits = {}
+    for k in seeds:
+        split = imbalanced_split(train_y, test_y, share, section["n_train"], section["n_val_per_class"],
+                                 section["n_test_per_class"], section["val_from_budget"], official_seed(k))
+        splits[k] = {name: torch.from_numpy(idx) for name, idx in split.items()}
+    counts = {name: np.bincount(lbl[splits[seeds[0]][name].numpy()], minlength=2).tolist()
+              for name, lbl in (("train", train_y), ("val", train_y), ("test", test_y))}
+    _write_with_recipe({"splits": splits}, out, {
+        "share": share, "seeds": seeds, "data_seeds": {k: official_seed(k) for k in seeds},
+        "pool_sha256": sha256_file(pool_file), "counts_per_class": counts,
+        **{k: section[k] for k in ("n_train", "n_val_per_class", "n_test_per_class", "val_from_budget")}})
+    log.info("share %s: class counts %s", share, counts)
+
+
+def seed_splits(pool: dict, split: dict, device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
+    out = {}
+    for name, source in (("train", "train"), ("val", "train"), ("test", "test")):
+        idx = split[name]
+        y = pool[f"{source}_y"][idx]
+        out[name] = {"x": pool[f"{source}_x"][idx].to(device), "y": y.to(device), "group": y.to(device)}
+    return out
+
+
+# -- training ----------------------------------------------------------------------------------------------
+def train(*, experiment: str, shares: list[str], row: str, hparams, train_cfg, model, seeds, pool_file,
+          split_files, metrics, models, states, device) -> None:
+    """Train ``row`` for every (share, seed); ``metrics``, ``models``, ``states`` list share-major, seed-minor."""
+    dev = resolve_device(device)
+    pool = torch.load(pool_file, map_location="cpu", weights_only=True)
+    size = pool["train_x"].shape[-1]
+
+    def make_backbone():
+        return l2rw_lenet_backbone(1, pool["train_x"].shape[1], model["width"], size)
+
+    n = len(seeds)
+    for i, (share, split_file) in enumerate(zip(shares, split_files)):
+        splits = torch.load(split_file, map_location="cpu", weights_only=True)["splits"]
+        runs = [RunOutputs(seed=int(s), metrics=Path(m), model=Path(md), state=Path(st))
+                for s, m, md, st in zip(seeds, metrics[i * n:(i + 1) * n], models[i * n:(i + 1) * n],
+                                        states[i * n:(i + 1) * n])]
+        train_cell(experiment=experiment, variant={"share": share}, row=row, hparams=hparams, train_cfg=train_cfg,
+                   splits=lambda seed: seed_splits(pool, splits[seed], dev), make_backbone=make_backbone,
+                   runs=runs, data_sha256=sha256_file(split_file), device=dev,
+                   group_names=CLASS_NAMES[experiment])
+
+
+# -- aggregation -------------------------------------------------------------------------------------------
+# aggregation imports pandas / matplotlib lazily: training jobs never pay for them
+
+
+def collect(metric_files: list[str], experiment: str):
+    import pandas as pd
+
+    names = CLASS_NAMES[experiment]
+    rows = []
+    for path in metric_files:
+        rec = read_json(path)
+        for split in ("train", "test"):
+            m = rec["metrics"][split]
+            per_class = [m[f"acc_{names[c]}"] for c in sorted(names)]
+            rows.append({"share": float(rec["variant"]["share"]), "method": rec["method"], "split": split,
+                         "seed": rec["seed"], "acc": m["accuracy"], "balanced_acc": float(np.mean(per_class)),
+                         **{f"acc_{names[c]}": m[f"acc_{names[c]}"] for c in sorted(names)}})
+    return pd.DataFrame(rows)
+
+
+def summary_table(runs, experiment: str):
+    from debias.tables import summarize
+
+    by = ["share", "method", "split"]
+    out = summarize(runs, by, "acc", "acc")
+    for col in ["balanced_acc"] + [f"acc_{n}" for n in CLASS_NAMES[experiment].values()]:
+        extra = summarize(runs, by, col, col).drop(columns="n_seeds")
+        out = out.merge(extra, on=by)
+    return out
+
+
+FAIRFACE_FIGURES = {"60-90": (0.6, 0.9), "91-99": (0.91, 0.99)}
+
+
+def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out_csv: str, figures: list[str]):
+    runs = collect(metric_files, "fairface")
+    summary = summary_table(runs, "fairface")
+    order = {r: i for i, r in enumerate(rows)}
+    summary = summary.sort_values(["split", "share", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
+    summary["scale"] = scale
+    write_text(out_csv, summary.to_csv(index=False, float_format="%.6g"))
+    for split in ("train", "test"):
+        for tag, (lo, hi) in FAIRFACE_FIGURES.items():
+            d = summary[(summary.split == split) & summary.share.between(lo - 1e-9, hi + 1e-9)].assign(paper=np.nan)
+            targets = [f for f in figures if Path(f).stem == f"fairface_{split}_acc_{tag}"]
+            fig_no = {("train", "60-90"): 1, ("test", "60-90"): 2, ("train", "91-99"): 3, ("test", "91-99"): 4}
+            from debias.plots import line_figure
+
+            line_figure(d, "share", "acc_mean", "acc_std", "method", rows, "majority (White) share of training set",
+                        f"{split} accuracy", f"FairFace, {split} accuracy ({scale} scale; paper Fig. "
+                        f"{fig_no[(split, tag)]})", targets, paper=None, band=True)
+    return summary
+
+
+def aggregate_mnist(metric_files: list[str], paper_file: str, rows: list[str], scale: str, out):
+    import yaml
+
+    from debias.tables import paper_lookup, pivot_cells, summarize, to_latex, to_markdown
+
+    runs = collect(metric_files, "l2rw_mnist")
+    runs = runs[runs.split == "test"].assign(err=lambda d: 1.0 - d.acc)
+    summary = summarize(runs, ["method", "share"], "err", "err")
+    paper = yaml.safe_load(Path(paper_file).read_text())["l2rw_mnist"]
+    summary["paper"] = [paper_lookup(paper, r, s) for r, s in zip(summary["method"], summary["share"])]
+    summary["delta"] = summary["err_mean"] - summary["paper"]
+    order = {r: i for i, r in enumerate(rows)}
+    summary = summary.sort_values(["method", "share"], key=lambda c: c.map(order) if c.name == "method" else c)
+    summary["scale"] = scale
+    write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
+    caption = (f"Learning to reweight, MNIST 4 vs 9: test error, mean ± std over seeds ({scale} scale) "
+               f"[{paper['reference']}, difference].")
+    fmt = lambda c: f"p={c:g}"  # noqa: E731
+    write_text(out.md, f"{caption}\n\n" + to_markdown(pivot_cells(summary, "method", "share", "err", rows, col_fmt=fmt)))
+    write_text(out.tex, to_latex(pivot_cells(summary, "method", "share", "err", rows, latex=True, col_fmt=fmt),
+                                 caption, "tab:l2rw_mnist"))
+    return summary

@@ -1,0 +1,165 @@
+# Example reweighting on FairFace (paper 001, Figures 1-4) and the learning-to-reweight MNIST 4-vs-9 grid:
+# a pool per experiment, one split file per majority share (all seeds), share x method jobs training every
+# seed in one process, then the figures and tables.
+
+
+wildcard_constraints:
+    exp="fairface|l2rw_mnist",
+    share=r"\d\.\d{3}",
+
+
+if FF["source"] == "embedded":
+
+    rule fairface_embedded:
+        output:
+            FF_CSVS,
+        params:
+            image_dir=FF["image_dirs"][str(FF["padding"])],
+            test_per_class=config["mnist"].get("test_per_class", 100),
+        log:
+            f"{RESULTS}/logs/data/fairface_embedded.log",
+        threads: 1
+        resources:
+            **res("prepare"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/fairface_embedded.py"
+
+
+rule fairface_pool:
+    input:
+        fairface_sources(),
+    output:
+        pool=f"{RESULTS}/prepared/fairface/pool.pt",
+        recipe=f"{RESULTS}/prepared/fairface/pool.json",
+    params:
+        fairface={k: FF[k] for k in ("source", "root", "padding", "image_dirs", "image_size")},
+    log:
+        f"{RESULTS}/logs/fairface/pool.log",
+    threads: threads_of("prepare")
+    resources:
+        **res("prepare"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/reweighting_pool.py"
+
+
+rule l2rw_mnist_pool:
+    input:
+        MNIST_RAW,
+    output:
+        pool=f"{RESULTS}/prepared/l2rw_mnist/pool.pt",
+        recipe=f"{RESULTS}/prepared/l2rw_mnist/pool.json",
+    params:
+        mnist=config["mnist"],
+    log:
+        f"{RESULTS}/logs/l2rw_mnist/pool.log",
+    threads: 1
+    resources:
+        **res("prepare"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/reweighting_pool.py"
+
+
+rule reweighting_split:
+    input:
+        f"{RESULTS}/prepared/{{exp}}/pool.pt",
+    output:
+        split=f"{RESULTS}/prepared/{{exp}}/share={{share}}.pt",
+        recipe=f"{RESULTS}/prepared/{{exp}}/share={{share}}.json",
+    params:
+        section=lambda wc: {k: v for k, v in RW[wc.exp].items() if k in ("n_train", "n_val_per_class", "n_test_per_class", "val_from_budget")},
+        seeds=RW["seeds"],
+    log:
+        f"{RESULTS}/logs/{{exp}}/split_share={{share}}.log",
+    threads: 1
+    resources:
+        **res("prepare"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/reweighting_split.py"
+
+
+# Per experiment, one job per (share, method) training every seed, or (shares_per_job: all) one job per method
+# training every share and seed.
+for _exp in RW_EXPS:
+    _shares = ["{share}"] if RW["shares_per_job"] == 1 else RW_SHARES[_exp]
+
+    rule:
+        name:
+            f"{_exp}_train"
+        input:
+            pool=f"{RESULTS}/prepared/{_exp}/pool.pt",
+            splits=[f"{RESULTS}/prepared/{_exp}/share={s}.pt" for s in _shares],
+        output:
+            metrics=[rw_run(_exp, s, "{method}", k, "metrics.json") for s in _shares for k in RW["seeds"]],
+            model=[rw_run(_exp, s, "{method}", k, "model.pt") for s in _shares for k in RW["seeds"]],
+        params:
+            exp=_exp,
+            shares=lambda wc, input: [Path(p).stem.removeprefix("share=") for p in input.splits],
+            hparams=lambda wc, _exp=_exp: RW[_exp]["hparams"][wc.method],
+            train=RW["train"],
+            model=RW["model"],
+            seeds=RW["seeds"],
+            state=lambda wc, input, _exp=_exp: [
+                f"{RESULTS}/state/{_exp}/{Path(p).stem}/{wc.method}/seed={k}.pt"
+                for p in input.splits
+                for k in RW["seeds"]
+            ],
+            device=config["device"],
+        log:
+            f"{RESULTS}/logs/{_exp}/{'share={share}/' if RW['shares_per_job'] == 1 else ''}{{method}}/train.log",
+        threads: threads_of("train")
+        resources:
+            **res("train"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/reweighting_train.py"
+
+
+rule fairface_figures:
+    input:
+        rw_metrics("fairface"),
+    output:
+        csv=f"{RESULTS}/tables/fairface_reweighting.csv",
+        figures=FAIRFACE_FIGURES,
+    params:
+        rows=RW["methods"],
+        scale=config["scale"],
+    log:
+        f"{RESULTS}/logs/fairface/figures.log",
+    threads: 1
+    resources:
+        **res("aggregate"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/fairface_figures.py"
+
+
+rule l2rw_mnist_table:
+    input:
+        metrics=rw_metrics("l2rw_mnist"),
+        paper="config/paper_values.yaml",
+    output:
+        csv=f"{RESULTS}/tables/l2rw_mnist.csv",
+        md=f"{RESULTS}/tables/l2rw_mnist.md",
+        tex=f"{RESULTS}/tables/l2rw_mnist.tex",
+    params:
+        rows=RW["methods"],
+        scale=config["scale"],
+    log:
+        f"{RESULTS}/logs/l2rw_mnist/table.log",
+    threads: 1
+    resources:
+        **res("aggregate"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/l2rw_mnist_table.py"
