@@ -24,6 +24,9 @@ SGD = dict(lr=1e-3, momentum=0.9, weight_decay=0.0, steps=1, alpha=0.01, entropy
            ramp_variable="epoch", ties="reference", meta_lr=1.0)
 
 
+VARIANTS = [("l2rw", "meta_gradient", "forward")]  # settings of a method worth timing on their own
+
+
 def benchmark_models():
     """name -> (backbone factory, batch factory, splits for attach)."""
 
@@ -68,11 +71,13 @@ def run(device: torch.device, warmup: int, repeats: int) -> list[dict]:
         val = make_batch(device, 10)
         splits = {"train": batch, "val": val}
         base_ms = None
-        for name in ["baseline"] + [m for m in methods.names() if m != "baseline"]:
+        variants = [(m, m, {}) for m in ["baseline"] + [m for m in methods.names() if m != "baseline"]]
+        variants += [(f"{m}[{k}={v}]", m, {k: v}) for m, k, v in VARIANTS]
+        for name, registered, extra in variants:
             torch.manual_seed(0)
-            cls = methods.get(name)
+            cls = methods.get(registered)
             try:
-                method = cls(make_backbone(), SGD).to(device)
+                method = cls(make_backbone(), {**SGD, **extra}).to(device)
                 missing = [k for k in cls.needs if k not in batch]
                 if missing:
                     raise KeyError(f"needs {missing}")
