@@ -87,10 +87,19 @@ def run(device: torch.device, warmup: int, repeats: int) -> list[dict]:
             except (ValueError, KeyError, RuntimeError) as exc:
                 print(f"{model_name}: {name} skipped ({exc})", file=sys.stderr)
                 continue
-            base_ms = ms if name == "baseline" else base_ms
+            if name == "baseline":  # timed again after the others, the lower figure kept: the first timing
+                base_ms = ms        # of a process also pays for the allocator's and the kernels' warm-up
             rows.append({"method": name, "model": model_name, "device": device_name(device),
                          "batch_size": int(batch["y"].shape[0]), "ms_per_step": ms, "ratio_to_baseline": ms / base_ms})
-            print(f"{model_name:12s} {name:14s} {ms:8.2f} ms/step  {ms / base_ms:5.2f}x baseline", file=sys.stderr)
+        torch.manual_seed(0)
+        again = methods.get("baseline")(make_backbone(), SGD).to(device)
+        base_ms = min(base_ms, time_steps(again, batch, device, warmup, repeats))
+        for r in rows:
+            if r["model"] == model_name:
+                r["ms_per_step"] = base_ms if r["method"] == "baseline" else r["ms_per_step"]
+                r["ratio_to_baseline"] = r["ms_per_step"] / base_ms
+                print(f"{model_name:12s} {r['method']:30s} {r['ms_per_step']:8.2f} ms/step  "
+                      f"{r['ratio_to_baseline']:5.2f}x baseline", file=sys.stderr)
     return rows
 
 
