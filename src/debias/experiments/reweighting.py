@@ -145,7 +145,8 @@ def summary_table(runs, experiment: str):
     return out
 
 
-FAIRFACE_FIGURES = {"60-90": (0.6, 0.9), "91-99": (0.91, 0.99)}
+FAIRFACE_FIGURES = {"60-90": (0.6, 0.9), "91-99": (0.91, 0.99)}  # file tag -> share range
+PAPER_FIGURE = {("train", "60-90"): 1, ("test", "60-90"): 2, ("train", "91-99"): 3, ("test", "91-99"): 4}
 
 
 def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out_csv: str, figures: list[str]):
@@ -159,12 +160,11 @@ def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out
         for tag, (lo, hi) in FAIRFACE_FIGURES.items():
             d = summary[(summary.split == split) & summary.share.between(lo - 1e-9, hi + 1e-9)].assign(paper=np.nan)
             targets = [f for f in figures if Path(f).stem == f"fairface_{split}_acc_{tag}"]
-            fig_no = {("train", "60-90"): 1, ("test", "60-90"): 2, ("train", "91-99"): 3, ("test", "91-99"): 4}
             from debias.plots import line_figure
 
             line_figure(d, "share", "acc_mean", "acc_std", "method", rows, "majority (White) share of training set",
                         f"{split} accuracy", f"FairFace, {split} accuracy ({scale} scale; paper Fig. "
-                        f"{fig_no[(split, tag)]})", targets, paper=None, band=True)
+                        f"{PAPER_FIGURE[(split, tag)]})", targets, paper=None, band=True)
     return summary
 
 

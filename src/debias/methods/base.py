@@ -7,6 +7,7 @@ declares in ``needs``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 from debias.models import Backbone
 
 
-class Method:
+class Method(ABC):
     name = "?"
     needs: tuple[str, ...] = ("x", "y")  # batch fields the method reads
     # keys every config entry of the method must have; besides, `epochs` or `steps` (the run's length) and
@@ -48,11 +49,13 @@ class Method:
             opt.zero_grad(set_to_none=False)
 
     # -- the contract ---------------------------------------------------------------------------------
+    @abstractmethod
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError(f"{type(self).__name__} must implement update()")
+        """One training step on ``batch``; returns the scalars to log."""
 
+    @abstractmethod
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement predict()")
+        """Logits for inputs ``x``."""
 
     # -- hooks the engine calls -----------------------------------------------------------------------
     def attach(self, splits: dict[str, dict[str, torch.Tensor]]) -> None:

@@ -28,12 +28,18 @@ def normalise(w: torch.Tensor) -> torch.Tensor:
 
 class _Reweighted(Baseline):
     def weights(self, batch, losses: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement weights()")
+        """Per-example weights of the batch (held constant in the step)."""
+        return torch.full_like(losses, 1.0 / losses.numel())
+
+    def weighted_losses(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weights, per-example losses with their graph)."""
+        losses = per_example_loss(self.logits(batch["x"]), batch["y"])
+        return self.weights(batch, losses), losses
 
     def update(self, batch):
         self.zero_grad()
-        losses = per_example_loss(self.logits(batch["x"]), batch["y"])
-        w = self.weights(batch, losses).detach()
+        w, losses = self.weighted_losses(batch)
+        w = w.detach()
         loss = (w * losses).sum()
         loss.backward()
         self.opt.step()
@@ -149,18 +155,8 @@ class LearningToReweight(_Reweighted):
                                  (params,), (direction,))
         return normalise((self.hp["meta_lr"] * dots).clamp(min=0))
 
-    def update(self, batch):
+    def weighted_losses(self, batch):
         if self.hp.get("meta_gradient", "lookahead") == "forward":
-            self.zero_grad()
             w = self.forward_mode_weights(batch["x"], batch["y"])
-            losses = per_example_loss(self.logits(batch["x"]), batch["y"])
-            loss = (w * losses).sum()
-            loss.backward()
-            self.opt.step()
-            return {"loss": losses.mean().detach(), "weighted_loss": loss.detach(), "weight_sum": w.sum()}
-        self.zero_grad()
-        w, losses = self.meta_weights(batch["x"], batch["y"])
-        loss = (w.detach() * losses).sum()
-        loss.backward()
-        self.opt.step()
-        return {"loss": losses.mean().detach(), "weighted_loss": loss.detach(), "weight_sum": w.sum().detach()}
+            return w, per_example_loss(self.logits(batch["x"]), batch["y"])
+        return self.meta_weights(batch["x"], batch["y"])  # the training forward is shared with the update
