@@ -4,12 +4,22 @@ RW_EXPS = ["fairface", "l2rw_mnist"]
 RW_SHARES = {exp: [f"{s:.3f}" for s in RW[exp]["shares"]] for exp in RW_EXPS}
 FF = RW["fairface"]
 FF_CSVS = [f"{FF['root']}/fairface_label_{s}.csv" for s in ("train", "val")]
+from debias.experiments import reweighting_figures as _ff_figures
+
 FAIRFACE_FIGURES = expand(
     f"{RESULTS}/figures/fairface_{{split}}_acc_{{band}}.{{ext}}",
-    split=["train", "test"],
-    band=["60-90", "91-99"],
+    split=_ff_figures.SPLITS,
+    band=list(_ff_figures.FAIRFACE_FIGURES),
     ext=["png", "pdf"],
 )
+
+
+def fairface_figure_labels(path):
+    """Report labels of one FairFace figure: which of the paper's Figures 1-4 it redraws."""
+    split, band = Path(path).stem.removeprefix("fairface_").split("_acc_")
+    lo, hi = _ff_figures.FAIRFACE_FIGURES[band]
+    return {"what": f"figure: {split} accuracy, White share {lo:.2f}-{hi:.2f}",
+            "paper": f"Figure {_ff_figures.PAPER_FIGURE[(split, band)]}"}
 
 
 def reweighting_outputs():
@@ -17,6 +27,23 @@ def reweighting_outputs():
         f"{RESULTS}/tables/fairface_reweighting.csv",
         *FAIRFACE_FIGURES,
         *expand(f"{RESULTS}/tables/l2rw_mnist.{{ext}}", ext=["csv", "md", "tex"]),
+    ]
+
+
+RW_REPORT = "Example reweighting (001, FairFace and the L2RW MNIST grid)"
+
+
+def rw_bench(exp, share, method):
+    """Snakemake's benchmark file of a training job; share None when one job trains every share."""
+    return f"{BENCH_JOBS}/{exp}/" + (f"share={share}/" if share else "") + f"{method}.tsv"
+
+
+def rw_bench_files():
+    return [
+        rw_bench(exp, share, m)
+        for exp in RW_EXPS
+        for share in (RW_SHARES[exp] if RW["shares_per_job"] == 1 else [None])
+        for m in RW["methods"]
     ]
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is not imported here: the workflow imports this module while it builds the DAG
+    import torch
 
 RAW_FILES = {
     "train_images": "train-images-idx3-ubyte",

@@ -17,6 +17,7 @@ from debias.data import fairface
 from debias.data.imbalance import imbalanced_split, official_seed
 from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
+from debias.experiments.reweighting_figures import FAIRFACE_FIGURES, PAPER_FIGURE, SPLITS
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import l2rw_lenet_backbone
 from debias.runner import RunOutputs, train_cell
@@ -145,8 +146,6 @@ def summary_table(runs, experiment: str):
     return out
 
 
-FAIRFACE_FIGURES = {"60-90": (0.6, 0.9), "91-99": (0.91, 0.99)}  # file tag -> share range
-PAPER_FIGURE = {("train", "60-90"): 1, ("test", "60-90"): 2, ("train", "91-99"): 3, ("test", "91-99"): 4}
 
 
 def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out_csv: str, figures: list[str]):
@@ -156,7 +155,7 @@ def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out
     summary = summary.sort_values(["split", "share", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
     summary["scale"] = scale
     write_text(out_csv, summary.to_csv(index=False, float_format="%.6g"))
-    for split in ("train", "test"):
+    for split in SPLITS:
         for tag, (lo, hi) in FAIRFACE_FIGURES.items():
             d = summary[(summary.split == split) & summary.share.between(lo - 1e-9, hi + 1e-9)].assign(paper=np.nan)
             targets = [f for f in figures if Path(f).stem == f"fairface_{split}_acc_{tag}"]
