@@ -117,13 +117,16 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = run(torch.device(args.device), args.warmup, args.repeats)
+    write_csv(run(torch.device(args.device), args.warmup, args.repeats), args.out)
+
+
+def write_csv(rows: list[dict], out) -> None:
     header = ["method", "model", "device", "batch_size", "ms_per_step", "ratio_to_baseline"]
     lines = [",".join(header)] + [
         ",".join(f"{r[h]:.4f}" if isinstance(r[h], float) else str(r[h]) for h in header) for r in rows
     ]
-    write_text(args.out, "\n".join(lines) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_text(out, "\n".join(lines) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

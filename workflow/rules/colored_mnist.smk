@@ -42,6 +42,8 @@ if CM["seeds_per_job"] == 1:
             device=config["device"],
         log:
             f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/seed={{seed}}.log",
+        benchmark:
+            cm_bench("{sigma2}", "{method}", "seed={seed}"),
         threads: threads_of("train")
         resources:
             **res("train"),
@@ -67,6 +69,8 @@ else:
             device=config["device"],
         log:
             f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/all_seeds.log",
+        benchmark:
+            cm_bench("{sigma2}", "{method}", "all_seeds"),
         threads: threads_of("train")
         resources:
             **res("train"),
@@ -82,10 +86,12 @@ rule colored_mnist_table:
                        sigma2=CM_SIGMA2, method=CM_ROWS, seed=CM_SEEDS),
         paper="config/paper_values.yaml",
     output:
-        csv=f"{RESULTS}/tables/colored_mnist.csv",
+        csv=report(f"{RESULTS}/tables/colored_mnist.csv", caption="../report/colored_mnist_table.rst",
+                   category=CM_REPORT, labels={"what": "table: test accuracy per sigma2 and method", "paper": "results table (Fig. 3 in the seed)"}),
         md=f"{RESULTS}/tables/colored_mnist.md",
         tex=f"{RESULTS}/tables/colored_mnist.tex",
-        png=f"{RESULTS}/figures/colored_mnist.png",
+        png=report(f"{RESULTS}/figures/colored_mnist.png", caption="../report/colored_mnist_figure.rst",
+                   category=CM_REPORT, labels={"what": "figure: test accuracy vs sigma2", "paper": "the same table, drawn"}),
         pdf=f"{RESULTS}/figures/colored_mnist.pdf",
     params:
         rows=CM_ROWS,

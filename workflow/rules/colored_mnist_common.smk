@@ -6,6 +6,7 @@ CM_SIGMA2 = [f"{s:.3f}" for s in CM["sigma2"]]
 CM_RUNS = f"{RESULTS}/runs/colored_mnist"
 CM_STATE = f"{RESULTS}/state/colored_mnist"
 CM_PREPARED = f"{RESULTS}/prepared/colored_mnist"
+CM_REPORT = "Colored MNIST (003, Learning Not to Learn)"
 
 
 def colored_mnist_outputs():
@@ -19,6 +20,16 @@ def colored_mnist_outputs():
 
 def cm_run(sigma2, method, seed, name):
     return f"{CM_RUNS}/sigma2={sigma2}/{method}/seed={seed}/{name}"
+
+
+def cm_bench(sigma2, method, name):
+    """Snakemake's benchmark file of a training job (wall time, CPU time, peak memory)."""
+    return f"{BENCH_JOBS}/colored_mnist/sigma2={sigma2}/{method}/{name}.tsv"
+
+
+def cm_bench_files():
+    names = [f"seed={s}" for s in CM_SEEDS] if CM["seeds_per_job"] == 1 else ["all_seeds"]
+    return [cm_bench(v, m, n) for v in CM_SIGMA2 for m in CM_ROWS for n in names]
 
 
 def cm_init_from(method):

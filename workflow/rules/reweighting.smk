@@ -114,6 +114,8 @@ for _exp in RW_EXPS:
             device=config["device"],
         log:
             f"{RESULTS}/logs/{_exp}/{'share={share}/' if RW['shares_per_job'] == 1 else ''}{{method}}/train.log",
+        benchmark:
+            rw_bench(_exp, "{share}" if RW["shares_per_job"] == 1 else None, "{method}")
         threads: threads_of("train")
         resources:
             **res("train"),
@@ -127,8 +129,13 @@ rule fairface_figures:
     input:
         rw_metrics("fairface"),
     output:
-        csv=f"{RESULTS}/tables/fairface_reweighting.csv",
-        figures=FAIRFACE_FIGURES,
+        csv=report(f"{RESULTS}/tables/fairface_reweighting.csv", caption="../report/fairface_table.rst",
+                   category=RW_REPORT, subcategory="FairFace", labels={"what": "table: accuracy per share, method, split", "paper": "Figures 1-4 (the data behind)"}),
+        figures=[
+            report(f, caption="../report/fairface_figure.rst", category=RW_REPORT, subcategory="FairFace",
+                   labels=fairface_figure_labels(f)) if f.endswith(".png") else f
+            for f in FAIRFACE_FIGURES
+        ],
     params:
         rows=RW["methods"],
         scale=config["scale"],
@@ -148,7 +155,8 @@ rule l2rw_mnist_table:
         metrics=rw_metrics("l2rw_mnist"),
         paper="config/paper_values.yaml",
     output:
-        csv=f"{RESULTS}/tables/l2rw_mnist.csv",
+        csv=report(f"{RESULTS}/tables/l2rw_mnist.csv", caption="../report/l2rw_mnist_table.rst",
+                   category=RW_REPORT, subcategory="MNIST 4 vs 9", labels={"what": "table: test error per share and method", "paper": "Ren et al. 2018, MNIST grid"}),
         md=f"{RESULTS}/tables/l2rw_mnist.md",
         tex=f"{RESULTS}/tables/l2rw_mnist.tex",
     params:

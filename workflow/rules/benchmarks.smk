@@ -1,0 +1,42 @@
+# Costs: the step time of every method on the run's device, and what every training job cost (from the
+# `benchmark:` files Snakemake writes for each training job). Both appear in the report under "Benchmarks".
+BENCH_REPORT = "Benchmarks"
+
+
+rule step_cost:
+    output:
+        csv=report(f"{RESULTS}/benchmarks/step_cost.csv", caption="../report/step_cost.rst",
+                   category=BENCH_REPORT, labels={"what": "ms per training step of every method"}),
+    params:
+        device=config["device"],
+        warmup=config["benchmark"]["warmup"],
+        repeats=config["benchmark"]["repeats"],
+    log:
+        f"{RESULTS}/logs/benchmarks/step_cost.log",
+    threads: threads_of("train")
+    resources:
+        **res("train"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/step_cost.py"
+
+
+rule job_costs:
+    input:
+        cm_bench_files(),
+        rw_bench_files(),
+    output:
+        csv=report(f"{RESULTS}/benchmarks/job_costs.csv", caption="../report/job_costs.rst",
+                   category=BENCH_REPORT, labels={"what": "wall time, CPU time, memory of every training job"}),
+    params:
+        names=lambda wc, input: [str(Path(p).relative_to(BENCH_JOBS).with_suffix("")) for p in input],
+    log:
+        f"{RESULTS}/logs/benchmarks/job_costs.log",
+    threads: 1
+    resources:
+        **res("aggregate"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/job_costs.py"
