@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -30,4 +31,7 @@ def environment(device) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "git_commit": git_commit(),
+        # which GPU(s) the job was pinned to (README, "Full scale"), and the Slurm job it ran in
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }

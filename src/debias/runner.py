@@ -60,7 +60,7 @@ def train_cell(
     variant_id = "/".join(f"{k}={v}" for k, v in variant.items())
     results = []
     for run in runs:
-        t_start = time.monotonic()
+        t_start, started_unix = time.monotonic(), time.time()
         torch.manual_seed(run.seed)
         method = cls(make_backbone(), hp).to(device)
         if train_cfg.get("channels_last"):
@@ -99,6 +99,8 @@ def train_cell(
             "steps": out["steps"],
             "train_time_s": out["train_time_s"],
             "wall_time_s": time.monotonic() - t_start,
+            "started_unix": started_unix,
+            "finished_unix": time.time(),
             "steps_per_s": out["steps_per_s"],
             "peak_memory_mb": out["peak_memory_mb"],
             "resumed_from_epoch": out["resumed_from_epoch"],
