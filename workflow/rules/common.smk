@@ -9,14 +9,23 @@ from debias.config import check as _check_config
 _check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 RESULTS = config["results"]
+BENCH_JOBS = f"{RESULTS}/benchmarks/jobs"  # Snakemake's benchmark file of every training job
 SRC = str(Path(workflow.basedir).parent / "src")
 
 
+SCHEDULER_KEYS = ("slurm_partition", "gres", "gpu_model", "constraint", "qos", "cpus_per_gpu", "slurm_extra")
+
+
 def res(kind):
-    """Resources of a rule kind from the config; `gpu` only where the kind asks for one."""
+    """Resources of one kind of job (train, prepare, aggregate) as the config gives them.
+
+    mem_mb and runtime always, `gpu` only where the kind asks for one, and the Slurm keys as given; a `gres`
+    request replaces `gpu` (the Slurm plugin rejects both together).
+    """
     r = config["resources"][kind]
     out = {"mem_mb": r["mem_mb"], "runtime": r["runtime"]}
-    if r.get("gpu", 0) > 0:
+    out.update({k: r[k] for k in SCHEDULER_KEYS if k in r})
+    if r.get("gpu", 0) > 0 and "gres" not in r:
         out["gpu"] = r["gpu"]
     return out
 
