@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,3 +33,17 @@ def snakemake(*args, cwd=ROOT, check=False, timeout=900, env=None, **kw):
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def write_config(tmp_path, mutate, base="mini.yaml"):
+    """A copy of config/<base> with every output under tmp_path/results, changed by ``mutate(cfg)``."""
+    cfg = yaml.safe_load((ROOT / "config" / base).read_text())
+    cfg["results"] = str(tmp_path / "results")
+    if cfg["mnist"]["source"] == "embedded":
+        cfg["mnist"]["root"] = str(tmp_path / "results" / "data" / "mnist")
+    if cfg["reweighting"]["fairface"]["source"] == "embedded":
+        cfg["reweighting"]["fairface"]["root"] = str(tmp_path / "results" / "data" / "fairface")
+    mutate(cfg)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, snakemake, write_config
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -23,19 +23,6 @@ def job_counts(stdout: str) -> dict[str, int]:
         if m:
             counts[m.group(1)] = int(m.group(2))
     return counts
-
-
-def write_config(tmp_path, mutate, base="mini.yaml"):
-    cfg = yaml.safe_load((ROOT / "config" / base).read_text())
-    cfg["results"] = str(tmp_path / "results")
-    if cfg["mnist"]["source"] == "embedded":
-        cfg["mnist"]["root"] = str(tmp_path / "results" / "data" / "mnist")
-    if cfg["reweighting"]["fairface"]["source"] == "embedded":
-        cfg["reweighting"]["fairface"]["root"] = str(tmp_path / "results" / "data" / "fairface")
-    mutate(cfg)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def test_full_config_dry_run_has_the_paper_grid():
@@ -115,6 +102,28 @@ def test_mini_slice_through_snakemake_builds_the_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_four_gpu_jobs_with_two_gpus_never_share_a_device(tmp_path):
+    def four_gpu_jobs(cfg):
+        tiny(cfg, sigma2=(0.02,), methods=("baseline", "gray"), seeds=(0, 1), epochs=1)
+        cfg["colored_mnist"]["seeds_per_job"] = 1
+        cfg["resources"]["train"]["gpu"] = 1
+
+    path = write_config(tmp_path, four_gpu_jobs)
+    # two fake GPUs: the jobs pin themselves through the lock files, and train on the CPU (config device: cpu)
+    snakemake("colored_mnist", "--cores", 4, "--resources", "gpu=2", "--configfile", path, check=True,
+              env={"DEBIAS_GPU_COUNT": "2", "CUDA_VISIBLE_DEVICES": "", "SLURM_JOB_ID": ""})
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("metrics.json")]
+    assert len(runs) == 4 and {r["cuda_visible_devices"] for r in runs} == {"0", "1"}
+    pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]
+             if a["started_unix"] < b["finished_unix"] and b["started_unix"] < a["finished_unix"]]
+    assert pairs, "no two jobs ran at the same time"
+    for a, b in pairs:
+        assert a["cuda_visible_devices"] != b["cuda_visible_devices"], (a["method"], a["seed"], b["method"], b["seed"])
+    for t in {r["started_unix"] + 1e-3 for r in runs}:  # never more than two at once (--resources gpu=2)
+        assert sum(r["started_unix"] <= t < r["finished_unix"] for r in runs) <= 2
+
+
+@pytest.mark.slow
 def test_sigkill_halfway_then_rerun_gives_the_same_numbers(tmp_path):
     def one_run(cfg):
         tiny(cfg, sigma2=(0.02,), methods=("baseline",), seeds=(0,), epochs=6)
@@ -170,12 +179,17 @@ def tiny_reweighting(cfg):
             hp["steps"] = 8
 
 
+def tiny_everything(cfg):
+    tiny(cfg, sigma2=(0.02,), methods=("baseline",), seeds=(0,), epochs=1)
+    tiny_reweighting(cfg)
+    cfg["benchmark"] = {"warmup": 0, "repeats": 1}
+
+
 @pytest.mark.slow
-def test_reweighting_slice_through_snakemake_builds_figures_and_tables(tmp_path):
-    path = write_config(tmp_path, tiny_reweighting)
+def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(tmp_path):
+    path = write_config(tmp_path, tiny_everything)
     res = tmp_path / "results"
-    targets = [res / "tables/fairface_reweighting.csv", res / "tables/l2rw_mnist.md"]
-    snakemake(*targets, "--cores", 2, "--configfile", path, check=True)
+    snakemake("--cores", 2, "--configfile", path, check=True)
     table = pd.read_csv(res / "tables/fairface_reweighting.csv")
     assert set(table.columns) >= {"share", "method", "split", "acc_mean", "acc_std", "n_seeds", "acc_white_mean",
                                   "acc_poc_mean", "balanced_acc_mean"}
@@ -190,3 +204,22 @@ def test_reweighting_slice_through_snakemake_builds_figures_and_tables(tmp_path)
     assert split["counts_per_class"]["test"] == [100, 100] and split["counts_per_class"]["val"] == [5, 5]
     rec = json.loads((res / "runs/fairface/share=0.910/l2rw/seed=1/metrics.json").read_text())
     assert rec["steps"] == 8 and {"acc_white", "acc_poc"} <= set(rec["metrics"]["test"])
+
+    # the benchmark tables: every registered method timed; one cost row per training job
+    steps = pd.read_csv(res / "benchmarks/step_cost.csv")
+    assert {"baseline", "l2rw", "lnl"} <= set(steps.method) and (steps.ms_per_step > 0).all()
+    costs = pd.read_csv(res / "benchmarks/job_costs.csv")
+    assert sorted(costs.experiment) == ["colored_mnist"] + ["fairface"] * 3 + ["l2rw_mnist"] * 3
+    assert (costs.wall_s > 0).all() and (costs.max_rss_mb > 0).all()
+
+    # the report holds every table (CSV) and figure (PNG) the run wrote, with a caption naming the paper
+    report = res / "report.html"
+    snakemake("--configfile", path, "--report", report, check=True)
+    html = report.read_text()
+    made = [*res.glob("tables/*.csv"), *res.glob("figures/*.png"), *res.glob("benchmarks/*.csv")]
+    assert len(made) == 3 + 5 + 2
+    for f in made:
+        assert f'"name": "{f.name}"' in html, f
+    assert "Learning Not to Learn (paper 003)" in html and "Example reweighting (paper 001)" in html
+    assert '"paper": "Figure 4"' in html
+

@@ -1,0 +1,71 @@
+"""How the pipeline is deployed: conda environment files, the Slurm profile, cluster resources, the driver."""
+
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake, write_config
+
+
+def pins(requirements) -> dict[str, str]:
+    out = {}
+    for req in requirements:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[a-z,]+\])?==([^\s;]+)", req.strip())
+        assert m, f"not an exact pin: {req!r}"
+        out[m.group(1).lower()] = m.group(3)
+    return out
+
+
+def env_pins(name) -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "envs" / name).read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    return pins(pip)
+
+
+def test_conda_envs_pin_the_versions_of_pyproject():
+    project = pins(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    jobs, driver = env_pins("torch.yaml"), env_pins("snakemake.yaml")
+    driver_only = {"snakemake", "snakemake-executor-plugin-slurm"}
+    assert set(jobs) == set(project) - driver_only
+    assert driver_only <= set(driver)
+    for name, version in {**jobs, **driver}.items():
+        assert project.get(name) == version, f"{name}: envs say {version}, pyproject.toml {project.get(name)}"
+
+
+def test_building_the_dag_does_not_import_torch():
+    # the driver (login node, envs/snakemake.yaml) needs no torch; every module the workflow imports is light
+    modules = set()
+    for smk in (ROOT / "workflow").rglob("*.smk"):
+        modules |= set(re.findall(r"^\s*from (debias[\w.]*) import", smk.read_text(), re.M))
+    assert {"debias.config", "debias.data.mnist"} <= modules
+    code = "import sys\n" + "".join(f"import {m}\n" for m in sorted(modules)) + "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False", modules
+
+
+def test_slurm_profile_resubmits_and_keeps_going():
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert profile["executor"] == "slurm" and profile["retries"] >= 1
+    assert profile["rerun-incomplete"] is True and profile["keep-going"] is True
+    assert not list((ROOT / "profiles/slurm").glob("profile*.yaml"))  # one file name only (config.yaml)
+
+
+@pytest.mark.parametrize("extra, expect, absent", [
+    ({"gres": "gpu:a100:1"}, ["gres=gpu:a100:1"], ["gpu=1"]),
+    ({"slurm_partition": "gpu", "gpu_model": "a100"}, ["gpu=1", "slurm_partition=gpu", "gpu_model=a100"], []),
+])
+def test_scheduler_keys_of_the_config_reach_the_training_jobs_only(tmp_path, extra, expect, absent):
+    def gpu_site(cfg):
+        cfg["resources"]["train"].update({"gpu": 1, **extra})
+
+    path = write_config(tmp_path, gpu_site)
+    out = snakemake("-n", "--forceall", "--cores", 2, "--configfile", path, check=True).stdout
+    blocks = {b.split(":", 1)[0]: b for b in out.split("\nrule ")[1:]}
+    train, table = blocks["colored_mnist_train"], blocks["colored_mnist_table"]
+    res = re.search(r"resources: (.*)", train).group(1).split(", ")
+    assert all(e in res for e in expect) and not any(a in res for a in absent), res
+    assert "gres=" not in table and "gpu" not in re.search(r"resources: (.*)", table).group(1)
