@@ -90,7 +90,7 @@ def test_mini_slice_through_snakemake_builds_the_table(tmp_path):
         assert (res / f"figures/colored_mnist.{ext}").stat().st_size > 1000
     rec = json.loads((res / "runs/colored_mnist/sigma2=0.020/lnl/seed=0/metrics.json").read_text())
     prepared = json.loads((res / "prepared/colored_mnist/sigma2=0.020.json").read_text())
-    assert rec["data_sha256"] == prepared["sha256"] and rec["init_from"].endswith("baseline/seed=0/model.pt")
+    assert rec["data_sha256"] == {"data": prepared["sha256"]} and rec["init_from"].endswith("baseline/seed=0/model.pt")
     assert {"device_name", "torch", "git_commit", "steps_per_s", "peak_memory_mb", "wall_time_s"} <= set(rec)
     assert not list((res / "state").rglob("*.pt"))  # resumable state removed after success
 

@@ -47,6 +47,13 @@ class ConvFeatures(nn.Module):
         return self.net(x)
 
 
+class GlobalAvgPool(nn.Module):
+    """[B, C, H, W] -> [B, C] spatial mean. Unlike AdaptiveAvgPool2d, its CUDA backward is deterministic."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
 class ConvClassifier(nn.Module):
     """g: conv3x3/2 + ReLU, conv3x3 + ReLU, global average pool, linear -> logits."""
 
@@ -58,8 +65,7 @@ class ConvClassifier(nn.Module):
             nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=1),
             nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
+            GlobalAvgPool(),
             nn.Linear(width, num_classes),
         )
 

@@ -20,7 +20,8 @@ import torch
 from debias import methods
 from debias.config import method_entry
 from debias.engine import RunSpec, fit
-from debias.io import torch_save, write_json
+from debias.determinism import configure as configure_determinism
+from debias.io import sha256_file, torch_save, write_json
 from debias.models import Backbone
 from debias.provenance import environment
 
@@ -40,6 +41,11 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def data_hashes(files: dict[str, str | Path]) -> dict[str, str]:
+    """sha256 of every file a run's data comes from, by role (e.g. the image pool and the split indices)."""
+    return {role: sha256_file(path) for role, path in files.items()}
+
+
 def train_cell(
     *,
     experiment: str,
@@ -49,14 +55,20 @@ def train_cell(
     train_cfg: dict[str, Any],
     splits: dict[str, dict[str, torch.Tensor]] | Callable[[int], dict[str, dict[str, torch.Tensor]]],
     make_backbone: Callable[[], Backbone],
+    model_cfg: dict[str, Any],
     runs: list[RunOutputs],
-    data_sha256: str,
+    data_sha256: dict[str, str],
     device: torch.device,
     group_names: dict[int, str] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
+    """Train ``row`` once per run (seed). ``data_sha256`` maps each data file's role to its sha256 and, with the
+    method, its hyperparameters, ``train_cfg``, ``model_cfg``, the seed and the initial model's content, makes up
+    the fingerprint a saved state must match to be resumed: a state made on other data or another network is
+    never continued."""
     cls_name, hp = method_entry(row, hparams)
     cls = methods.get(cls_name)
+    determinism = configure_determinism(train_cfg.get("deterministic", True))
     variant_id = "/".join(f"{k}={v}" for k, v in variant.items())
     results = []
     for run in runs:
@@ -65,7 +77,9 @@ def train_cell(
         method = cls(make_backbone(), hp).to(device)
         if train_cfg.get("channels_last"):
             method.modules.to(memory_format=torch.channels_last)
+        init_sha256 = None
         if run.init_model is not None:
+            init_sha256 = sha256_file(run.init_model)
             method.init_from(torch.load(run.init_model, map_location=device, weights_only=True))
         spec = RunSpec(
             run_id=f"{experiment}/{variant_id}/{row}/seed={run.seed}",
@@ -78,7 +92,7 @@ def train_cell(
             checkpoint_every_s=train_cfg["checkpoint_every_s"],
             channels_last=train_cfg.get("channels_last", False),
             group_names=group_names or {},
-            fingerprint=fingerprint(cls_name, hp, train_cfg, data_sha256, run.seed, str(run.init_model)),
+            fingerprint=fingerprint(cls_name, hp, train_cfg, model_cfg, data_sha256, run.seed, init_sha256),
             progress=progress,
         )
         out = fit(method, splits(run.seed) if callable(splits) else splits, spec)
@@ -90,9 +104,12 @@ def train_cell(
             "method_class": cls_name,
             "hparams": hp,
             "train": train_cfg,
+            "model": model_cfg,
             "seed": run.seed,
             "init_from": str(run.init_model) if run.init_model else None,
+            "init_sha256": init_sha256,
             "data_sha256": data_sha256,
+            "determinism": determinism,
             "metrics": out["metrics"],
             "selected": out["selected"],
             "history": out["history"],

@@ -14,7 +14,7 @@ from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import colored_mnist_backbone
-from debias.runner import RunOutputs, train_cell
+from debias.runner import RunOutputs, data_hashes, train_cell
 
 log = logging.getLogger(__name__)
 GROUP_NAMES = {0: "bias_conflicting", 1: "bias_aligned"}
@@ -53,8 +53,8 @@ def train(*, hparams, model, train_cfg, sigma2: str, row: str, seeds, data, init
         for i, (s, mo, md, st) in enumerate(zip(seeds, metrics, models, states))
     ]
     train_cell(experiment="colored_mnist", variant={"sigma2": sigma2}, row=row, hparams=hparams,
-               train_cfg=train_cfg, splits=splits,
-               make_backbone=make_backbone, runs=runs, data_sha256=sha256_file(data), device=dev,
+               train_cfg=train_cfg, splits=splits, make_backbone=make_backbone, model_cfg=model, runs=runs,
+               data_sha256=data_hashes({"data": data}), device=dev,
                group_names=GROUP_NAMES)
 
 

@@ -20,7 +20,7 @@ from debias.devices import resolve_device
 from debias.experiments.reweighting_figures import FAIRFACE_FIGURES, PAPER_FIGURE, SPLITS
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import l2rw_lenet_backbone
-from debias.runner import RunOutputs, train_cell
+from debias.runner import RunOutputs, data_hashes, train_cell
 
 log = logging.getLogger(__name__)
 EXPERIMENTS = ("fairface", "l2rw_mnist")
@@ -104,6 +104,7 @@ def train(*, experiment: str, shares: list[str], row: str, hparams, train_cfg, m
         return l2rw_lenet_backbone(1, pool["train_x"].shape[1], model["width"], size)
 
     n = len(seeds)
+    pool_sha256 = data_hashes({"pool": pool_file})
     for i, (share, split_file) in enumerate(zip(shares, split_files)):
         splits = torch.load(split_file, map_location="cpu", weights_only=True)["splits"]
         runs = [RunOutputs(seed=int(s), metrics=Path(m), model=Path(md), state=Path(st))
@@ -111,7 +112,8 @@ def train(*, experiment: str, shares: list[str], row: str, hparams, train_cfg, m
                                         states[i * n:(i + 1) * n])]
         train_cell(experiment=experiment, variant={"share": share}, row=row, hparams=hparams, train_cfg=train_cfg,
                    splits=lambda seed: seed_splits(pool, splits[seed], dev), make_backbone=make_backbone,
-                   runs=runs, data_sha256=sha256_file(split_file), device=dev,
+                   model_cfg=model, runs=runs, data_sha256={**pool_sha256, **data_hashes({"split": split_file})},
+                   device=dev,
                    group_names=CLASS_NAMES[experiment])
 
 
