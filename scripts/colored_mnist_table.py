@@ -11,4 +11,4 @@ start_job(snakemake)  # noqa: F821
 from debias.experiments.colored_mnist import aggregate  # noqa: E402
 
 sm = snakemake  # noqa: F821
-aggregate(list(sm.input.metrics), sm.input.paper, sm.params.rows, sm.params.scale, sm.output)
+aggregate(list(sm.input.metrics), sm.input.paper, sm.params.rows, sm.params.scale, sm.params.source, sm.output)

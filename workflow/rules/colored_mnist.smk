@@ -96,6 +96,7 @@ rule colored_mnist_table:
     params:
         rows=CM_ROWS,
         scale=config["scale"],
+        source=CM["source"],
     log:
         f"{RESULTS}/logs/colored_mnist/table.log",
     threads: 1

@@ -86,43 +86,53 @@ rule reweighting_split:
 
 
 # Per experiment, one job per (share, method) training every seed, or (shares_per_job: all) one job per method
-# training every share and seed.
+# training every share and seed. The balanced share (0.5, methods in `balanced_reference`) has jobs of its own.
 for _exp in RW_EXPS:
-    _shares = ["{share}"] if RW["shares_per_job"] == 1 else RW_SHARES[_exp]
+    _per_share = RW["shares_per_job"] == 1
+    for _kind, _shares, _methods in (
+        ("train", ["{share}"] if _per_share else RW_SHARES[_exp], RW["methods"]),
+        ("train_balanced", [BALANCED_SHARE], RW_BALANCED[_exp]),
+    ):
+        if not _methods:
+            continue
+        _tag = "share={share}/" if _per_share and _kind == "train" else (f"share={BALANCED_SHARE}/" if _kind == "train_balanced" else "")
 
-    rule:
-        name:
-            f"{_exp}_train"
-        input:
-            pool=f"{RESULTS}/prepared/{_exp}/pool.pt",
-            splits=[f"{RESULTS}/prepared/{_exp}/share={s}.pt" for s in _shares],
-        output:
-            metrics=[rw_run(_exp, s, "{method}", k, "metrics.json") for s in _shares for k in RW["seeds"]],
-            model=[rw_run(_exp, s, "{method}", k, "model.pt") for s in _shares for k in RW["seeds"]],
-        params:
-            exp=_exp,
-            shares=lambda wc, input: [Path(p).stem.removeprefix("share=") for p in input.splits],
-            hparams=lambda wc, _exp=_exp: RW[_exp]["hparams"][wc.method],
-            train=RW["train"],
-            model=RW["model"],
-            seeds=RW["seeds"],
-            state=lambda wc, input, _exp=_exp: [
-                f"{RESULTS}/state/{_exp}/{Path(p).stem}/{wc.method}/seed={k}.pt"
-                for p in input.splits
-                for k in RW["seeds"]
-            ],
-            device=config["device"],
-        log:
-            f"{RESULTS}/logs/{_exp}/{'share={share}/' if RW['shares_per_job'] == 1 else ''}{{method}}/train.log",
-        benchmark:
-            rw_bench(_exp, "{share}" if RW["shares_per_job"] == 1 else None, "{method}")
-        threads: threads_of("train")
-        resources:
-            **res("train"),
-        conda:
-            "../../envs/torch.yaml"
-        script:
-            "../../scripts/reweighting_train.py"
+        rule:
+            name:
+                f"{_exp}_{_kind}"
+            wildcard_constraints:
+                share="|".join(s.replace(".", r"\.") for s in RW_SHARES[_exp]),
+                method="|".join(_methods),
+            input:
+                pool=f"{RESULTS}/prepared/{_exp}/pool.pt",
+                splits=[f"{RESULTS}/prepared/{_exp}/share={s}.pt" for s in _shares],
+            output:
+                metrics=[rw_run(_exp, s, "{method}", k, "metrics.json") for s in _shares for k in RW["seeds"]],
+                model=[rw_run(_exp, s, "{method}", k, "model.pt") for s in _shares for k in RW["seeds"]],
+            params:
+                exp=_exp,
+                shares=lambda wc, input: [Path(p).stem.removeprefix("share=") for p in input.splits],
+                hparams=lambda wc, _exp=_exp: RW[_exp]["hparams"][wc.method],
+                train=RW["train"],
+                model=RW["model"],
+                seeds=RW["seeds"],
+                state=lambda wc, input, _exp=_exp: [
+                    f"{RESULTS}/state/{_exp}/{Path(p).stem}/{wc.method}/seed={k}.pt"
+                    for p in input.splits
+                    for k in RW["seeds"]
+                ],
+                device=config["device"],
+            log:
+                f"{RESULTS}/logs/{_exp}/{_tag}{{method}}/train.log",
+            benchmark:
+                rw_bench(_exp, _tag.removeprefix("share=").rstrip("/") or None, "{method}")
+            threads: threads_of("train")
+            resources:
+                **res("train"),
+            conda:
+                "../../envs/torch.yaml"
+            script:
+                "../../scripts/reweighting_train.py"
 
 
 rule fairface_figures:

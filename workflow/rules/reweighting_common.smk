@@ -2,23 +2,22 @@
 RW = config["reweighting"]
 RW_EXPS = ["fairface", "l2rw_mnist"]
 RW_SHARES = {exp: [f"{s:.3f}" for s in RW[exp]["shares"]] for exp in RW_EXPS}
+# Methods also trained on a balanced training set (share 0.5): the paper's balanced baseline (protocol D4)
+RW_BALANCED = {exp: RW[exp].get("balanced_reference", []) for exp in RW_EXPS}
+BALANCED_SHARE = "0.500"
 FF = RW["fairface"]
 FF_CSVS = [f"{FF['root']}/fairface_label_{s}.csv" for s in ("train", "val")]
 from debias.experiments import reweighting_figures as _ff_figures
 
-FAIRFACE_FIGURES = expand(
-    f"{RESULTS}/figures/fairface_{{split}}_acc_{{band}}.{{ext}}",
-    split=_ff_figures.SPLITS,
-    band=list(_ff_figures.FAIRFACE_FIGURES),
-    ext=["png", "pdf"],
-)
+FAIRFACE_FIGURES = expand(f"{RESULTS}/figures/{{stem}}.{{ext}}", stem=_ff_figures.figure_stems(), ext=["png", "pdf"])
 
 
 def fairface_figure_labels(path):
-    """Report labels of one FairFace figure: which of the paper's Figures 1-4 it redraws."""
-    split, band = Path(path).stem.removeprefix("fairface_").split("_acc_")
+    """Report labels of one FairFace figure: which of the paper's Figures 1-4 it redraws (or accompanies)."""
+    kind, split, band = _ff_figures.parse_stem(Path(path).stem)
     lo, hi = _ff_figures.FAIRFACE_FIGURES[band]
-    return {"what": f"figure: {split} accuracy, White share {lo:.2f}-{hi:.2f}",
+    what = "accuracy" if kind == "acc" else "accuracy per class"
+    return {"what": f"figure: {split} {what}, White share {lo:.2f}-{hi:.2f}",
             "paper": f"Figure {_ff_figures.PAPER_FIGURE[(split, band)]}"}
 
 
@@ -44,7 +43,7 @@ def rw_bench_files():
         for exp in RW_EXPS
         for share in (RW_SHARES[exp] if RW["shares_per_job"] == 1 else [None])
         for m in RW["methods"]
-    ]
+    ] + [rw_bench(exp, BALANCED_SHARE, m) for exp in RW_EXPS for m in RW_BALANCED[exp]]
 
 
 def rw_run(exp, share, method, seed, name):
@@ -52,11 +51,14 @@ def rw_run(exp, share, method, seed, name):
 
 
 def rw_metrics(exp):
+    """Every run's metrics.json: shares x methods, plus the balanced share for its methods."""
     return expand(
         rw_run(exp, "{share}", "{method}", "{seed}", "metrics.json"),
         share=RW_SHARES[exp],
         method=RW["methods"],
         seed=RW["seeds"],
+    ) + expand(
+        rw_run(exp, BALANCED_SHARE, "{method}", "{seed}", "metrics.json"), method=RW_BALANCED[exp], seed=RW["seeds"]
     )
 
 

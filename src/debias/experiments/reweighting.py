@@ -17,7 +17,7 @@ from debias.data import fairface
 from debias.data.imbalance import imbalanced_split, official_seed
 from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
-from debias.experiments.reweighting_figures import FAIRFACE_FIGURES, PAPER_FIGURE, SPLITS
+from debias.experiments.reweighting_figures import FAIRFACE_FIGURES, PAPER_FIGURE, parse_stem
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import l2rw_lenet_backbone
 from debias.runner import RunOutputs, data_hashes, train_cell
@@ -151,21 +151,31 @@ def summary_table(runs, experiment: str):
 
 
 def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out_csv: str, figures: list[str]):
+    """The tidy CSV behind Figures 1-4, the four figures, and the per-class companion of each."""
+    from debias.plots import seeds_figure
+
     runs = collect(metric_files, "fairface")
     summary = summary_table(runs, "fairface")
     order = {r: i for i, r in enumerate(rows)}
     summary = summary.sort_values(["split", "share", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
     summary["scale"] = scale
     write_text(out_csv, summary.to_csv(index=False, float_format="%.6g"))
-    for split in SPLITS:
-        for tag, (lo, hi) in FAIRFACE_FIGURES.items():
-            d = summary[(summary.split == split) & summary.share.between(lo - 1e-9, hi + 1e-9)].assign(paper=np.nan)
-            targets = [f for f in figures if Path(f).stem == f"fairface_{split}_acc_{tag}"]
-            from debias.plots import line_figure
-
-            line_figure(d, "share", "acc_mean", "acc_std", "method", rows, "majority (White) share of training set",
-                        f"{split} accuracy", f"FairFace, {split} accuracy ({scale} scale; paper Fig. "
-                        f"{PAPER_FIGURE[(split, tag)]})", targets, paper=None, band=True)
+    names = CLASS_NAMES["fairface"]
+    for path in figures:
+        if not path.endswith(".png"):
+            continue
+        kind, split, tag = parse_stem(Path(path).stem)
+        lo, hi = FAIRFACE_FIGURES[tag]
+        d = runs[(runs.split == split) & runs.share.between(lo - 1e-9, hi + 1e-9)]
+        if kind == "acc":
+            panels = {"acc": f"{split} accuracy (paper's Figure {PAPER_FIGURE[(split, tag)]})"}
+        else:
+            panels = {f"acc_{names[1]}": f"{split} accuracy on White images (the majority)",
+                      f"acc_{names[0]}": f"{split} accuracy on the six other groups (the minority)"}
+        targets = [path, str(Path(path).with_suffix(".pdf"))]
+        seeds_figure(d, "share", "acc", "method", rows, "majority (White) share of the training set", panels,
+                     f"FairFace ({scale} scale), {split} split, shares {lo:.2f}-{hi:.2f}"
+                     + (" (0.5: balanced baseline)" if lo <= 0.5 else ""), targets)
     return summary
 
 
@@ -183,9 +193,10 @@ def aggregate_mnist(metric_files: list[str], paper_file: str, rows: list[str], s
     order = {r: i for i, r in enumerate(rows)}
     summary = summary.sort_values(["method", "share"], key=lambda c: c.map(order) if c.name == "method" else c)
     summary["scale"] = scale
+    summary["paper_comparable"] = False
     write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
     caption = (f"Learning to reweight, MNIST 4 vs 9: test error, mean ± std over seeds ({scale} scale) "
-               f"[{paper['reference']}, difference].")
+               f"[{paper['reference']}, difference]. {paper['comparison']}")
     fmt = lambda c: f"p={c:g}"  # noqa: E731
     write_text(out.md, f"{caption}\n\n" + to_markdown(pivot_cells(summary, "method", "share", "err", rows, col_fmt=fmt)))
     write_text(out.tex, to_latex(pivot_cells(summary, "method", "share", "err", rows, latex=True, col_fmt=fmt),

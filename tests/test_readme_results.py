@@ -1,0 +1,54 @@
+"""The README's result snippets come from a run's tables (``python -m debias.readme_results``)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from debias import readme_results
+
+ROOT = Path(__file__).resolve().parents[1]
+MINI = ROOT / "results" / "mini"
+
+
+def write_tables(tables: Path) -> None:
+    tables.mkdir(parents=True)
+    (tables / "colored_mnist.csv").write_text(
+        "method,sigma2,acc_mean,acc_std,n_seeds,paper\n"
+        "baseline,0.02,0.5,0.1,2,0.4055\nbaseline,0.05,0.9,,1,0.845\n")
+    (tables / "l2rw_mnist.csv").write_text(
+        "method,share,err_mean,err_std,n_seeds\nbaseline,0.9,0.125,0.0,2\nbaseline,0.99,0.5,0.25,2\n")
+    (tables / "fairface_reweighting.csv").write_text(
+        "share,method,split,acc_mean,acc_std,n_seeds,acc_white_mean,acc_poc_mean\n"
+        "0.5,baseline,test,0.75,0.0,2,0.5,1.0\n0.9,baseline,test,0.5,0.0,2,1.0,0.0\n"
+        "0.9,baseline,train,0.9,0.0,2,1.0,0.0\n")
+
+
+def test_snippets_replace_only_the_marked_text(tmp_path):
+    write_tables(tmp_path / "tables")
+    readme = ("intro\n" + "".join(f"<!-- results:{n} -->\nstale 0.296\n<!-- /results:{n} -->\nafter {n}\n"
+                                  for n in readme_results.SNIPPETS))
+    out = readme_results.render(readme, tmp_path)
+    assert "stale" not in out and out.startswith("intro\n") and "after fairface" in out
+    # values written down by hand from the CSVs above
+    assert "| baseline | 0.500 ± 0.100 (0.406) | 0.900 (0.845) |" in out  # one seed: no std
+    assert "| baseline | 0.125 ± 0.000 | 0.500 ± 0.250 |" in out
+    assert "| baseline | 0.75 (White 0.50, other 1.00) | 0.50 (White 1.00, other 0.00) |" in out
+    assert readme_results.render(out, tmp_path) == out
+
+
+def test_missing_marker_names_it(tmp_path):
+    write_tables(tmp_path / "tables")
+    with pytest.raises(KeyError, match="results:colored_mnist"):
+        readme_results.render("no markers", tmp_path)
+
+
+def test_readme_numbers_are_those_of_the_mini_run():
+    """After the quick start (CI runs it before the tests), the README's snippets equal the ones its tables give."""
+    if not (MINI / "tables" / "fairface_reweighting.csv").is_file():
+        if os.environ.get("DEBIAS_REQUIRE_MINI_RESULTS"):
+            pytest.fail(f"{MINI}/tables is missing: run the quick start first")
+        pytest.skip(f"no mini run in {MINI} (run the quick start first)")
+    readme = (ROOT / "README.md").read_text()
+    assert readme_results.render(readme, MINI) == readme, (
+        "README result snippets are stale: python -m debias.readme_results --results results/mini")
