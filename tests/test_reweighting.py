@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -5,7 +6,7 @@ from torch.func import functional_call, grad, vmap
 
 from debias import methods
 from debias.losses import per_example_loss
-from debias.models import Backbone, l2rw_lenet_backbone
+from debias.models import Backbone, SamePool, l2rw_lenet_backbone
 
 HP = dict(steps=10, lr=1e-3, momentum=0.9, weight_decay=0.0, ties="reference", meta_lr=1.0)
 
@@ -134,7 +135,42 @@ def test_hardmining_keeps_minority_and_the_hardest_majority():
     torch.testing.assert_close(w, torch.tensor([0.25, 0.25, 0.25, 0, 0, 0.25, 0]))
 
 
-def test_lenet_shapes_and_tf_same_pooling():
+def test_lenet_shapes():
     bb = l2rw_lenet_backbone()
     assert bb.features(torch.zeros(2, 1, 28, 28)).shape == (2, 1024)
     assert bb.classifier(bb.features(torch.zeros(2, 1, 28, 28))).shape == (2, 1)
+
+
+def tf_same_max_pool(a: np.ndarray, k: int = 3, stride: int = 2, before=None) -> np.ndarray:
+    """TensorFlow's SAME max-pool of a 2-D array, from its documented rule: out = ceil(in / stride),
+    pad_total = max((out - 1) * stride + k - in, 0), pad_before = pad_total // 2 (the rest after); each output
+    is the max over its k x k window clipped to the array (padding never wins a max)."""
+    n = a.shape[0]
+    out = -(-n // stride)
+    pad_total = max((out - 1) * stride + k - n, 0)
+    start = -(pad_total // 2 if before is None else before)
+    res = np.empty((out, out))
+    for i in range(out):
+        for j in range(out):
+            r0, c0 = start + i * stride, start + j * stride
+            res[i, j] = a[max(r0, 0):r0 + k, max(c0, 0):c0 + k].max()
+    return res
+
+
+def test_same_pool_by_hand_pads_bottom_right():
+    # 4 x 4 -> 2 x 2: pad_total = max(1 * 2 + 3 - 4, 0) = 1, all of it after; windows rows/cols {0,1,2}, {2,3}:
+    # maxima of arange(16).reshape(4, 4) at (2,2)=10, (2,3)=11, (3,2)=14, (3,3)=15
+    # (symmetric padding, one row/column before, would give windows {-1,0,1}, {1,2,3}: 5, 7, 13, 15)
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    assert SamePool(4)(x)[0, 0].tolist() == [[10.0, 11.0], [14.0, 15.0]]
+
+
+@pytest.mark.parametrize("size", [28, 14, 7, 6, 5])
+def test_same_pool_matches_tensorflow_same_padding(size):
+    a = np.random.default_rng(size).standard_normal((2, 3, size, size))
+    got = SamePool(size)(torch.from_numpy(a)).numpy()
+    for b in range(2):
+        for c in range(3):
+            np.testing.assert_array_equal(got[b, c], tf_same_max_pool(a[b, c]))
+    if size in (28, 14, 6):  # an odd pad_total: padding the other side first gives other values on this input
+        assert not np.array_equal(got[0, 0], tf_same_max_pool(a[0, 0], before=1))
