@@ -52,6 +52,7 @@ class Proportion(_Reweighted):
     classes with majority share p, weight p for the minority and 1 - p for the majority)."""
 
     def attach(self, splits):
+        super().attach(splits)
         inv = 1.0 / class_counts(splits["train"]["y"]).clamp(min=1)
         self.class_weight = (inv / inv.sum()).float().to(splits["train"]["y"].device)
 
@@ -64,6 +65,7 @@ class Resample(Baseline):
     """Class-balanced batches: each step draws batch_size / C examples of every class, with replacement."""
 
     def attach(self, splits):
+        super().attach(splits)
         y = splits["train"]["y"]
         self.class_index = [torch.nonzero(y == c).flatten() for c in range(int(y.max()) + 1)]
         if any(len(i) == 0 for i in self.class_index):
@@ -85,6 +87,7 @@ class HardMining(_Reweighted):
     hparams = Baseline.hparams + ("ties",)
 
     def attach(self, splits):
+        super().attach(splits)
         self.majority = int(class_counts(splits["train"]["y"]).argmax())
 
     def weights(self, batch, losses):
@@ -120,6 +123,7 @@ class LearningToReweight(_Reweighted):
     hparams = Baseline.hparams + ("meta_lr",)  # optional: meta_gradient = lookahead (default) | forward
 
     def attach(self, splits):
+        super().attach(splits)
         if "val" not in splits:
             raise KeyError("l2rw needs a clean validation split ('val') and this dataset has none")
         val = splits["val"]
