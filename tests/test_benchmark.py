@@ -16,6 +16,7 @@ def test_benchmark_writes_every_method_with_its_ratio(tmp_path):
     assert set(methods.names()) - {"blindeye", "lnl", "lnl_adaptive"} <= set(lenet.index)
     assert set(methods.names()) <= set(df[df.model == "lnl_convnet"].method)
     assert "l2rw[meta_gradient=forward]" in set(lenet.index)
+    assert "l2rw[meta_gradient=forward]" in set(df[df.model == "lnl_convnet"].method)  # a network with batch norm
     assert (df.ms_per_step > 0).all()
 
 
