@@ -100,10 +100,15 @@ def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
 
 
 def test_group_metrics_and_missing_fields(tmp_path):
-    out = fit(make("baseline", dict(HP, epochs=1)), splits(), spec(tmp_path, epochs=1))
-    test = out["metrics"]["test"]
-    assert set(test) >= {"accuracy", "acc_group0", "acc_group1", "worst_group_accuracy"}
-    assert test["worst_group_accuracy"] == min(test["acc_group0"], test["acc_group1"])
+    m = make("baseline", dict(HP, epochs=1))
+    m.predict = lambda x: torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float()
+    s = splits()
+    s["test"] = {"x": s["test"]["x"][:6], "y": torch.tensor([0, 0, 3, 0, 5, 7]),
+                 "group": torch.tensor([0, 0, 0, 1, 1, 1])}
+    test = fit(m, s, spec(tmp_path, epochs=1))["metrics"]["test"]
+    # always class 0: group 0 right on 2 of 3 (2/3), group 1 on 1 of 3 (1/3) -> worst 1/3; overall 3/6
+    assert (test["acc_group0"], test["acc_group1"], test["accuracy"]) == (2 / 3, 1 / 3, 0.5)
+    assert test["worst_group_accuracy"] == 1 / 3
     s = splits()
     del s["train"]["bias"]
     with pytest.raises(KeyError, match="needs batch fields \\['bias'\\]"):

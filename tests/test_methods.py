@@ -134,3 +134,16 @@ def test_init_from_loads_shared_weights_only():
         assert torch.equal(lnl.modules["f"].state_dict()[k], v)
     for k, v in lnl.modules["h"].state_dict().items():
         assert torch.equal(v, h_before[k])
+
+
+@pytest.mark.parametrize("name", methods.names())
+def test_lr_halve_second_half_applies_to_every_method(name):
+    """lr 0.01 in epochs 0 and 1 of 4, 0.005 from epoch 2 (= 4 / 2) on, in every optimiser of every method."""
+    hp = dict(HP, lr_halve_second_half=True, ties="reference", meta_lr=1.0)
+    del hp["lr_step_epochs"], hp["lr_gamma"]
+    m = methods.get(name)(backbone(), hp)
+    for epoch, lr in [(0, 0.01), (1, 0.01), (2, 0.005), (3, 0.005)]:
+        logs = m.on_epoch_start(epoch, 4, 5)
+        assert logs["lr"] == lr
+        lrs = [group["lr"] for opt in m.optimizers.values() for group in opt.param_groups]
+        assert lrs and all(x == lr for x in lrs)

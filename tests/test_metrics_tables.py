@@ -4,7 +4,7 @@ import pandas as pd
 import torch
 
 from debias.metrics import classification_metrics
-from debias.tables import fmt_cell, paper_lookup, pivot_cells, summarize, to_latex, to_markdown
+from debias.tables import fmt_cell, paper_lookup, pivot_cells, summarize, to_latex, to_markdown, with_paper
 
 
 def test_group_accuracy_by_hand():
@@ -14,6 +14,24 @@ def test_group_accuracy_by_hand():
     m = classification_metrics(pred, y, group, {0: "a", 1: "b"})
     assert m["accuracy"] == 4 / 6 and m["acc_a"] == 2 / 3 and m["acc_b"] == 1.0
     assert m["worst_group_accuracy"] == 2 / 3
+    # three groups, the worst one last: group 0 predicts 2 of 2 right (1.0), group 1 1 of 2 (0.5),
+    # group 2 1 of 4 (0.25), unnamed groups default to "group<id>"
+    pred = torch.tensor([1, 1, 0, 1, 0, 0, 0, 0])
+    y = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1])
+    group = torch.tensor([0, 0, 1, 1, 2, 2, 2, 2])
+    m = classification_metrics(pred, y, group)
+    assert (m["acc_group0"], m["acc_group1"], m["acc_group2"]) == (1.0, 0.5, 0.25)
+    assert m["worst_group_accuracy"] == 0.25 and m["accuracy"] == 4 / 8
+
+
+def test_paper_value_and_difference_by_hand():
+    summary = pd.DataFrame({"method": ["a", "a", "b"], "sigma2": [0.02, 0.05, 0.02],
+                            "acc_mean": [0.600, 0.900, 0.750]})
+    paper = {"values": {"a": {0.020: 0.550, 0.050: 0.950}}}  # no value for b
+    out = with_paper(summary, paper, "method", "sigma2", "acc")
+    # delta = mean - paper: 0.600 - 0.550 = +0.050, 0.900 - 0.950 = -0.050, b: no paper value -> NaN
+    assert out.paper.tolist()[:2] == [0.550, 0.950] and math.isnan(out.paper[2])
+    assert abs(out.delta[0] - 0.050) < 1e-12 and abs(out.delta[1] + 0.050) < 1e-12 and math.isnan(out.delta[2])
 
 
 def test_summary_mean_sample_std_and_paper():

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -5,7 +6,7 @@ from torch.func import functional_call, grad, vmap
 
 from debias import methods
 from debias.losses import per_example_loss
-from debias.models import Backbone, l2rw_lenet_backbone
+from debias.models import Backbone, SamePool, l2rw_lenet_backbone
 
 HP = dict(steps=10, lr=1e-3, momentum=0.9, weight_decay=0.0, ties="reference", meta_lr=1.0)
 
@@ -134,7 +135,104 @@ def test_hardmining_keeps_minority_and_the_hardest_majority():
     torch.testing.assert_close(w, torch.tensor([0.25, 0.25, 0.25, 0, 0, 0.25, 0]))
 
 
-def test_lenet_shapes_and_tf_same_pooling():
+def test_lenet_shapes():
     bb = l2rw_lenet_backbone()
     assert bb.features(torch.zeros(2, 1, 28, 28)).shape == (2, 1024)
     assert bb.classifier(bb.features(torch.zeros(2, 1, 28, 28))).shape == (2, 1)
+
+
+def tf_same_max_pool(a: np.ndarray, k: int = 3, stride: int = 2, before=None) -> np.ndarray:
+    """TensorFlow's SAME max-pool of a 2-D array, from its documented rule: out = ceil(in / stride),
+    pad_total = max((out - 1) * stride + k - in, 0), pad_before = pad_total // 2 (the rest after); each output
+    is the max over its k x k window clipped to the array (padding never wins a max)."""
+    n = a.shape[0]
+    out = -(-n // stride)
+    pad_total = max((out - 1) * stride + k - n, 0)
+    start = -(pad_total // 2 if before is None else before)
+    res = np.empty((out, out))
+    for i in range(out):
+        for j in range(out):
+            r0, c0 = start + i * stride, start + j * stride
+            res[i, j] = a[max(r0, 0):r0 + k, max(c0, 0):c0 + k].max()
+    return res
+
+
+def test_same_pool_by_hand_pads_bottom_right():
+    # 4 x 4 -> 2 x 2: pad_total = max(1 * 2 + 3 - 4, 0) = 1, all of it after; windows rows/cols {0,1,2}, {2,3}:
+    # maxima of arange(16).reshape(4, 4) at (2,2)=10, (2,3)=11, (3,2)=14, (3,3)=15
+    # (symmetric padding, one row/column before, would give windows {-1,0,1}, {1,2,3}: 5, 7, 13, 15)
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    assert SamePool(4)(x)[0, 0].tolist() == [[10.0, 11.0], [14.0, 15.0]]
+
+
+@pytest.mark.parametrize("size", [28, 14, 7, 6, 5])
+def test_same_pool_matches_tensorflow_same_padding(size):
+    a = np.random.default_rng(size).standard_normal((2, 3, size, size))
+    got = SamePool(size)(torch.from_numpy(a)).numpy()
+    for b in range(2):
+        for c in range(3):
+            np.testing.assert_array_equal(got[b, c], tf_same_max_pool(a[b, c]))
+    if size in (28, 14, 6):  # an odd pad_total: padding the other side first gives other values on this input
+        assert not np.array_equal(got[0, 0], tf_same_max_pool(a[0, 0], before=1))
+
+
+def bn_backbone():
+    """A small f/g with batch norm in both (BN momentum 0.1, running stats start at mean 0, var 1)."""
+    torch.manual_seed(0)
+    f = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.BatchNorm1d(5), nn.Tanh())
+    return Backbone(f, nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 1)))
+
+
+def bn_buffers(m):
+    return {k: v.clone() for k, v in m.modules.named_buffers()}
+
+
+def l2rw_on_bn_net(mode):
+    m = methods.get("l2rw")(bn_backbone(), dict(HP, meta_gradient=mode))
+    m.modules.double()
+    x, y, splits = data()
+    m.attach(splits)
+    return m, x, y
+
+
+@pytest.mark.parametrize("mode", ["lookahead", "forward"])
+def test_l2rw_meta_weights_leave_batch_norm_statistics_alone(mode):
+    m, x, y = l2rw_on_bn_net(mode)
+    before = bn_buffers(m)
+    if mode == "forward":  # no training forward at all: every buffer as it was
+        m.forward_mode_weights(x, y)
+        for k, v in bn_buffers(m).items():
+            assert torch.equal(v, before[k]), k
+        return
+    m.meta_weights(x, y)  # its training forward is the real update's: it, and only it, moves the statistics
+    after = bn_buffers(m)
+    # f's BN saw a = W1 x + b1 of the 16 training examples once: 0.9 * (0, 1) + 0.1 * (mean, unbiased var)
+    lin = m.modules["f"][1]
+    a = (x.flatten(1) @ lin.weight.T + lin.bias).detach()
+    torch.testing.assert_close(after["f.2.running_mean"], 0.1 * a.mean(0))
+    torch.testing.assert_close(after["f.2.running_var"], 0.9 + 0.1 * a.var(0))
+    assert after["f.2.num_batches_tracked"] == 1 and after["g.1.num_batches_tracked"] == 1
+
+
+@pytest.mark.parametrize("mode", ["lookahead", "forward"])
+def test_l2rw_steps_move_batch_norm_statistics_once_each_like_baseline_steps(mode):
+    m, x, y = l2rw_on_bn_net(mode)
+    base = methods.get("baseline")(bn_backbone(), HP)
+    base.modules.double()
+    m.update({"x": x, "y": y})
+    base.update({"x": x, "y": y})
+    expected = bn_buffers(base)
+    assert expected["f.2.num_batches_tracked"] == 1
+    for k, v in bn_buffers(m).items():
+        torch.testing.assert_close(v, expected[k], msg=k)
+    m.update({"x": x, "y": y})  # and the next step moves them once more
+    assert [v.item() for k, v in bn_buffers(m).items() if k.endswith("num_batches_tracked")] == [2, 2]
+
+
+def test_l2rw_weights_on_a_batch_norm_net_agree_in_both_modes():
+    """With BN the examples of a batch interact, and both modes differentiate the same batch-mode losses."""
+    look, x, y = l2rw_on_bn_net("lookahead")
+    fwd, _, _ = l2rw_on_bn_net("forward")
+    w = look.meta_weights(x, y)[0]
+    assert (w > 0).sum() >= 2
+    torch.testing.assert_close(fwd.forward_mode_weights(x, y), w, rtol=1e-6, atol=1e-12)

@@ -23,6 +23,15 @@ def paper_lookup(paper: dict, row: str, column: float, decimals: int = 3) -> flo
     return math.nan
 
 
+def with_paper(summary: pd.DataFrame, paper: dict, row: str, column: str, prefix: str) -> pd.DataFrame:
+    """``summary`` plus ``paper`` (the paper's value of each (row, column) cell, NaN where it has none) and
+    ``delta`` = ``<prefix>_mean`` - paper."""
+    out = summary.copy()
+    out["paper"] = [paper_lookup(paper, r, c) for r, c in zip(out[row], out[column])]
+    out["delta"] = out[f"{prefix}_mean"] - out["paper"]
+    return out
+
+
 def fmt_cell(mean: float, std: float, n: int, paper: float, digits: int = 3, latex: bool = False) -> str:
     pm = r"$\pm$" if latex else "±"
     cell = f"{mean:.{digits}f}" + (f" {pm} {std:.{digits}f}" if not math.isnan(std) else f" (n={n})")

@@ -87,13 +87,11 @@ def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: 
     import yaml
 
     from debias.plots import line_figure
-    from debias.tables import paper_lookup, pivot_cells, summarize, to_latex, to_markdown
+    from debias.tables import pivot_cells, summarize, to_latex, to_markdown, with_paper
 
     runs = collect(metric_files)
     paper = yaml.safe_load(Path(paper_file).read_text())["colored_mnist"]
-    summary = summarize(runs, ["method", "sigma2"], "test_acc", "acc")
-    summary["paper"] = [paper_lookup(paper, r, s) for r, s in zip(summary["method"], summary["sigma2"])]
-    summary["delta"] = summary["acc_mean"] - summary["paper"]
+    summary = with_paper(summarize(runs, ["method", "sigma2"], "test_acc", "acc"), paper, "method", "sigma2", "acc")
     conflicting = summarize(runs, ["method", "sigma2"], "test_acc_bias_conflicting", "acc_bias_conflicting")
     summary = summary.merge(conflicting.drop(columns="n_seeds"), on=["method", "sigma2"])
     summary["scale"] = scale

@@ -182,14 +182,12 @@ def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out
 def aggregate_mnist(metric_files: list[str], paper_file: str, rows: list[str], scale: str, out):
     import yaml
 
-    from debias.tables import paper_lookup, pivot_cells, summarize, to_latex, to_markdown
+    from debias.tables import pivot_cells, summarize, to_latex, to_markdown, with_paper
 
     runs = collect(metric_files, "l2rw_mnist")
     runs = runs[runs.split == "test"].assign(err=lambda d: 1.0 - d.acc)
-    summary = summarize(runs, ["method", "share"], "err", "err")
     paper = yaml.safe_load(Path(paper_file).read_text())["l2rw_mnist"]
-    summary["paper"] = [paper_lookup(paper, r, s) for r, s in zip(summary["method"], summary["share"])]
-    summary["delta"] = summary["err_mean"] - summary["paper"]
+    summary = with_paper(summarize(runs, ["method", "share"], "err", "err"), paper, "method", "share", "err")
     order = {r: i for i, r in enumerate(rows)}
     summary = summary.sort_values(["method", "share"], key=lambda c: c.map(order) if c.name == "method" else c)
     summary["scale"] = scale

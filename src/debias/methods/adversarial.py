@@ -165,12 +165,13 @@ class LearningNotToLearnAdaptive(LearningNotToLearn):
         self.ramp_per_step = 0.0
 
     def on_epoch_start(self, epoch, total_epochs, steps_per_epoch):
+        logs = super().on_epoch_start(epoch, total_epochs, steps_per_epoch)  # the lr schedule
         if self.hp["ramp_variable"] == "epoch":
             self.gamma, self.ramp_per_step = float(epoch), 0.0
         else:  # DANN form, gamma = 10 * progress, advanced every step
             self.gamma = 10.0 * epoch / total_epochs
             self.ramp_per_step = 10.0 / (total_epochs * steps_per_epoch)
-        return {"grl_ramp": grl_ramp(self.gamma)}
+        return {**logs, "grl_ramp": grl_ramp(self.gamma)}
 
     def grl_factor(self):
         return self.hp["grl_factor"] * grl_ramp(self.gamma)

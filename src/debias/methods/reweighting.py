@@ -8,6 +8,8 @@ All work on one-logit binary and on multi-class models (``debias.losses``). Wher
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch.func import functional_call
 
@@ -24,6 +26,25 @@ def normalise(w: torch.Tensor) -> torch.Tensor:
     """w / sum(w), with the reference guard: all-zero weights stay zero (the step then has no gradient)."""
     total = w.sum()
     return w / (total + (total == 0).to(w.dtype))
+
+
+@contextlib.contextmanager
+def batch_norm_stats_kept(model: torch.nn.Module):
+    """Forwards inside leave every batch-norm layer's running statistics (and batch count) as they are.
+
+    A training-mode layer still normalises with the batch's own statistics, so outputs do not change; it only
+    stops tracking for the while (what ``torch.func.replace_all_batch_norm_modules_`` does for good). For
+    forwards that are not training steps, which also run inside torch.func transforms, where a write to a
+    buffer is refused."""
+    layers = [m for m in model.modules()
+              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.track_running_stats = True
 
 
 class _Reweighted(Baseline):
@@ -52,6 +73,7 @@ class Proportion(_Reweighted):
     classes with majority share p, weight p for the minority and 1 - p for the majority)."""
 
     def attach(self, splits):
+        super().attach(splits)
         inv = 1.0 / class_counts(splits["train"]["y"]).clamp(min=1)
         self.class_weight = (inv / inv.sum()).float().to(splits["train"]["y"].device)
 
@@ -64,6 +86,7 @@ class Resample(Baseline):
     """Class-balanced batches: each step draws batch_size / C examples of every class, with replacement."""
 
     def attach(self, splits):
+        super().attach(splits)
         y = splits["train"]["y"]
         self.class_index = [torch.nonzero(y == c).flatten() for c in range(int(y.max()) + 1)]
         if any(len(i) == 0 for i in self.class_index):
@@ -85,6 +108,7 @@ class HardMining(_Reweighted):
     hparams = Baseline.hparams + ("ties",)
 
     def attach(self, splits):
+        super().attach(splits)
         self.majority = int(class_counts(splits["train"]["y"]).argmax())
 
     def weights(self, batch, losses):
@@ -114,12 +138,15 @@ class RandomWeights(_Reweighted):
 class LearningToReweight(_Reweighted):
     """Meta-gradient weights at eps = 0 (Ren et al. 2018, Algorithm 1), with torch.func:
     L_f(theta, eps) = sum_i eps_i l_i(theta); theta' = theta - alpha * grad_theta L_f; u = d L_val(theta') / d eps;
-    w = max(-u, 0), normalised with the all-zero guard. The training forward is shared with the real update."""
+    w = max(-u, 0), normalised with the all-zero guard. The training forward is shared with the real update; it
+    is the only forward of a step that moves batch-norm running statistics (the look-ahead, validation and jvp
+    forwards leave them alone), so a step moves them once, as a baseline step does."""
 
     needs = ("x", "y")
     hparams = Baseline.hparams + ("meta_lr",)  # optional: meta_gradient = lookahead (default) | forward
 
     def attach(self, splits):
+        super().attach(splits)
         if "val" not in splits:
             raise KeyError("l2rw needs a clean validation split ('val') and this dataset has none")
         val = splits["val"]
@@ -135,7 +162,8 @@ class LearningToReweight(_Reweighted):
         eps = torch.zeros_like(losses, requires_grad=True)
         grads = torch.autograd.grad((eps * losses).sum(), list(params.values()), create_graph=True)
         lookahead = {k: p - self.hp["meta_lr"] * g for (k, p), g in zip(params.items(), grads)}
-        val_loss = per_example_loss(functional_call(model, (lookahead, buffers), (self.val_x,)), self.val_y).mean()
+        with batch_norm_stats_kept(model):  # the validation forward is no training step
+            val_loss = per_example_loss(functional_call(model, (lookahead, buffers), (self.val_x,)), self.val_y).mean()
         (u,) = torch.autograd.grad(val_loss, eps, retain_graph=True)
         return normalise((-u).clamp(min=0)), losses
 
@@ -150,9 +178,10 @@ class LearningToReweight(_Reweighted):
         def val_loss(p):
             return per_example_loss(functional_call(model, (p, buffers), (self.val_x,)), self.val_y).mean()
 
-        direction = torch.func.grad(val_loss)(params)
-        _, dots = torch.func.jvp(lambda p: per_example_loss(functional_call(model, (p, buffers), (x,)), y),
-                                 (params,), (direction,))
+        with batch_norm_stats_kept(model):  # the real update's forward moves the statistics, once
+            direction = torch.func.grad(val_loss)(params)
+            _, dots = torch.func.jvp(lambda p: per_example_loss(functional_call(model, (p, buffers), (x,)), y),
+                                     (params,), (direction,))
         return normalise((self.hp["meta_lr"] * dots).clamp(min=0))
 
     def weighted_losses(self, batch):
