@@ -53,9 +53,9 @@ def train_digits() -> tuple[np.ndarray, np.ndarray]:
     return x[tr], y[tr]
 
 
-def run(row_hp: dict, cls_name: str, backbone, splits, seed: int, channels_last: bool, init=None):
-    torch.manual_seed(seed)
-    method = methods.get(cls_name)(backbone, row_hp)
+def run(row_hp: dict, cls_name: str, make_backbone, splits, seed: int, channels_last: bool, init=None):
+    torch.manual_seed(seed)  # before the network is built: its initial weights come from this seed
+    method = methods.get(cls_name)(make_backbone(), row_hp)
     if channels_last:
         method.modules.to(memory_format=torch.channels_last)
     if init is not None:
@@ -93,7 +93,7 @@ def tune_l2rw_mnist(lrs, steps_list, seeds, shares, rows):
                     splits = {k: {"x": x[rest][idx[k]], "y": y[rest][idx[k]], "group": y[rest][idx[k]]}
                               for k in ("train", "val")}
                     method = run({**hp, "batch_size": hp.get("batch_size", train_cfg["batch_size"])}, cls_name,
-                                 l2rw_lenet_backbone(1, 1, MINI["reweighting"]["model"]["width"], 28), splits, seed,
+                                 lambda: l2rw_lenet_backbone(1, 1, MINI["reweighting"]["model"]["width"], 28), splits, seed,
                                  train_cfg["channels_last"])
                     m = evaluate(method, selection, 1000, {0: "digit4", 1: "digit9"}, train_cfg["channels_last"])
                     errs.append(1.0 - m["accuracy"])
@@ -126,7 +126,7 @@ def tune_colored_mnist(lrs, epochs_list, lnl_epochs_list, seeds, sigma2, lnl_ove
             hp = {**hp, "lr": lr, "epochs": epochs, "batch_size": section["train"]["batch_size"]}
             accs, t0 = [], time.monotonic()
             for seed in seeds:
-                method = run(hp, cls_name, backbone(), splits, seed, cl)
+                method = run(hp, cls_name, backbone, splits, seed, cl)
                 if row == "baseline":
                     base_models[seed] = method.model_state()
                 accs.append(evaluate(method, val, 1000, {}, cl)["accuracy"])
@@ -139,7 +139,7 @@ def tune_colored_mnist(lrs, epochs_list, lnl_epochs_list, seeds, sigma2, lnl_ove
                       **(lnl_overrides or {})}
                 accs, t0 = [], time.monotonic()
                 for seed in seeds:
-                    method = run(hp, cls_name, backbone(), splits, seed, cl, init=base_models[seed])
+                    method = run(hp, cls_name, backbone, splits, seed, cl, init=base_models[seed])
                     accs.append(evaluate(method, val, 1000, {}, cl)["accuracy"])
                 print(f"{lr:g},{epochs},{lnl_epochs},{row},{np.mean(accs):.3f},{np.std(accs, ddof=1):.3f},"
                       f"{time.monotonic() - t0:.0f}", flush=True)
