@@ -11,8 +11,10 @@ from typing import Any
 
 import yaml
 
+from debias.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError, ValueError):
     pass
 
 
