@@ -32,7 +32,9 @@ def schema_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     messages = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
-        messages.append(f"config key {_key(err.absolute_path)}: {err.message}")
+        # a combinator's own message dumps the whole value; the schema says in words what it wants (x-message)
+        text = err.schema.get("x-message") if err.validator in ("oneOf", "anyOf", "not") else None
+        messages.append(f"config key {_key(err.absolute_path)}: {text or err.message}")
     return messages
 
 
