@@ -127,5 +127,5 @@ def _check_reweighting(config: dict[str, Any]) -> list[str]:
     if missing and ff["source"] == "release":
         # FairFace cannot be downloaded by a script: the other experiments still run; its jobs fail with this message
         print(f"WARNING: config key reweighting.fairface.root: {', '.join(missing)} not found; the FairFace jobs "
-              "will fail until the release is placed there (see README, 'FairFace')", file=sys.stderr)
+              "will fail until the release is placed there (see README, 'FairFace data')", file=sys.stderr)
     return errors
