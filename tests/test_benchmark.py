@@ -1,14 +1,20 @@
+from pathlib import Path
+
 import pandas as pd
+import pytest
 
 from debias import methods
 from debias import benchmark
-from debias.benchmark import main
+from debias.benchmark import MANUAL_OUT, RULE_OUT, main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_benchmark_writes_every_method_with_its_ratio(tmp_path):
-    out = tmp_path / "step_cost.csv"
-    main(["--device", "cpu", "--warmup", "1", "--repeats", "2", "--threads", "1", "--out", str(out)])
-    df = pd.read_csv(out)
+def test_benchmark_writes_every_method_with_its_ratio(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a hand run writes its own file, results/benchmarks/step_cost_manual.csv
+    main(["--device", "cpu", "--warmup", "1", "--repeats", "2", "--threads", "1"])
+    df = pd.read_csv(tmp_path / "results/benchmarks/step_cost_manual.csv")
+    assert not (tmp_path / "results/benchmarks/step_cost.csv").exists()
     assert list(df.columns) == ["method", "model", "device", "batch_size", "ms_per_step", "ratio_to_baseline"]
     lenet = df[df.model == "l2rw_lenet"].set_index("method")
     assert lenet.loc["baseline", "ratio_to_baseline"] == 1.0
@@ -18,6 +24,9 @@ def test_benchmark_writes_every_method_with_its_ratio(tmp_path):
     assert "l2rw[meta_gradient=forward]" in set(lenet.index)
     assert "l2rw[meta_gradient=forward]" in set(df[df.model == "lnl_convnet"].method)  # a network with batch norm
     assert (df.ms_per_step > 0).all()
+    # a method that cannot run on a model is skipped with one line that says why
+    skipped = [line for line in capsys.readouterr().err.splitlines() if " skipped" in line]
+    assert skipped and all(len(line) < 250 for line in skipped)
 
 
 def test_ratio_is_ms_over_the_lower_of_the_two_baseline_timings(tmp_path, monkeypatch):

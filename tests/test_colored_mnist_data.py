@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from debias.data import colored_mnist as cm
+from debias.errors import DataFormatError
 
 TAB10 = [[0.122, 0.467, 0.706], [1.0, 0.498, 0.055], [0.173, 0.627, 0.173], [0.839, 0.153, 0.157],
          [0.58, 0.404, 0.741], [0.549, 0.337, 0.294], [0.89, 0.467, 0.761], [0.498, 0.498, 0.498],
@@ -85,7 +86,7 @@ def test_authors_npy_loader(tmp_path):
     with pytest.raises(FileNotFoundError, match="0.025"):
         cm.load_authors_npy(tmp_path, 0.025)
     np.save(tmp_path / "mnist_10color_jitter_var_0.030.npy", {"train_image": d["train_image"]}, allow_pickle=True)
-    with pytest.raises(KeyError, match="train_label"):
+    with pytest.raises(DataFormatError, match="train_label"):
         cm.load_authors_npy(tmp_path, 0.03)
 
 

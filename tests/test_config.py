@@ -44,6 +44,41 @@ def test_bad_configs_name_key_and_expectation(mutate, message):
         check(cfg, SCHEMA)
 
 
+def set_key(path, value):
+    """A mutation setting the config key ``path`` ("a.b[0].c" without brackets: "a.b.0.c") to ``value``."""
+    def mutate(cfg):
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        node = cfg
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "path, value, error",
+    [
+        ("reweighting.fairface.n_train", "x", "reweighting.fairface.n_train: 'x' is not of type 'integer'"),
+        ("reweighting.fairface.padding", 0.5, "reweighting.fairface.padding: 0.5 is not one of [0.25, 1.25]"),
+        ("reweighting.l2rw_mnist.shares.0", 2,
+         "reweighting.l2rw_mnist.shares[0]: 2 is greater than or equal to the maximum of 1"),
+        ("reweighting.fairface.hparams.l2rw.meta_lr", -3,
+         "reweighting.fairface.hparams.l2rw.meta_lr: -3 is less than or equal to the minimum of 0"),
+        ("reweighting.fairface.hparams.l2rw.epochs", 3,  # l2rw has steps: both given
+         "reweighting.fairface.hparams.l2rw: the run's length is given as epochs or as steps: exactly one of the two keys"),
+        ("reweighting.shares_per_job", "x", "reweighting.shares_per_job: 'x' is not one of [1, 'all']"),
+    ],
+)
+def test_one_bad_value_reports_that_key_only(path, value, error):
+    """Valid keys beside the bad one are not reported (an allOf that fails drops its evaluated keys, and
+    unevaluatedProperties then called every sibling unexpected)."""
+    cfg = load()
+    set_key(path, value)(cfg)
+    with pytest.raises(ConfigError) as err:
+        check(cfg, SCHEMA)
+    assert str(err.value).splitlines() == ["invalid config:", f"  config key {error}"]
+
+
 def test_offline_without_data_names_path_and_key(tmp_path):
     cfg = load()
     cfg["allow_download"] = False

@@ -55,23 +55,30 @@ def test_mini_fairface_is_read_by_the_real_loader(mini_fairface):
 
 
 def rewrite(src, dst, mutate):
+    """Copy a label CSV through ``mutate(header, rows)``; a row given as a list is written as it is."""
     rows = list(csv.DictReader(open(src)))
     header = list(rows[0])
     header, rows = mutate(header, rows)
     with open(dst, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(r if isinstance(r, list) else [r[c] for c in header] for r in rows)
+
+
+def change_row(i, row):
+    return lambda h, r: (h, [row(x) if j == i else x for j, x in enumerate(r)])
 
 
 @pytest.mark.parametrize(
     "mutate, message",
     [
         (lambda h, r: ([c for c in h if c != "race"], r), r"line 1: columns \['race'\] missing"),
-        (lambda h, r: (h, [dict(x, race="Martian") if i == 2 else x for i, x in enumerate(r)]),
-         r"line 4: race 'Martian' is not one of White, Black"),
-        (lambda h, r: (h, [dict(x, file="train/nope.jpg") if i == 0 else x for i, x in enumerate(r)]),
-         r"line 2: image 'train/nope.jpg' not found under"),
+        (change_row(2, lambda x: dict(x, race="Martian")), r"line 4: race 'Martian' is not one of White, Black"),
+        (change_row(0, lambda x: dict(x, file="train/nope.jpg")), r"line 2: image 'train/nope.jpg' not found under"),
+        # a row cut short (e.g. an interrupted download): the field count, not "race None"
+        (change_row(1, lambda x: list(x.values())[:3]),
+         r"line 3: row has too few fields \(3\); expected 5 as in the header \(file,age,gender,race,service_test\)"),
+        (change_row(1, lambda x: [*x.values(), "extra"]), r"line 3: row has too many fields \(6\); expected 5"),
     ],
 )
 def test_bad_fairface_inputs_name_file_line_and_value(mini_fairface, tmp_path, mutate, message):
@@ -79,6 +86,33 @@ def test_bad_fairface_inputs_name_file_line_and_value(mini_fairface, tmp_path, m
     rewrite(fairface.label_csv(mini_fairface, "train"), bad, mutate)
     with pytest.raises(fairface.FairFaceFormatError, match=str(bad).replace(".", r"\.") + ", " + message):
         fairface.read_labels(bad, mini_fairface / IMAGE_DIR)
+
+
+def test_service_test_column_is_optional(mini_fairface, tmp_path):
+    src = fairface.label_csv(mini_fairface, "train")
+    rewrite(src, tmp_path / "fairface_label_train.csv", lambda h, r: ([c for c in h if c != "service_test"], r))
+    rows = fairface.read_labels(tmp_path / "fairface_label_train.csv", mini_fairface / IMAGE_DIR)
+    full = list(csv.DictReader(open(src)))
+    assert [r["race"] for r in rows] == [r["race"] for r in full] and "service_test" not in rows[0]
+
+
+def test_truncated_image_names_the_file_and_the_csv_line(mini_fairface, tmp_path):
+    """A JPEG cut short (an interrupted copy) stops the split with the image and its CSV line, not with PIL's
+    bare 'image file is truncated'."""
+    import shutil
+
+    rows = list(csv.DictReader(open(fairface.label_csv(mini_fairface, "train"))))[:4]
+    for r in rows:
+        (tmp_path / IMAGE_DIR / r["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(mini_fairface / IMAGE_DIR / r["file"], tmp_path / IMAGE_DIR / r["file"])
+    rewrite(fairface.label_csv(mini_fairface, "train"), fairface.label_csv(tmp_path, "train"), lambda h, _: (h, rows))
+    assert fairface.prepare_split(tmp_path, IMAGE_DIR, "train", progress=False)["x"].shape[0] == 4
+    jpeg = tmp_path / IMAGE_DIR / rows[2]["file"]
+    jpeg.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
+    with pytest.raises(fairface.FairFaceFormatError,
+                       match=rf"fairface_label_train\.csv, line 4: image '{rows[2]['file']}' \(.*\) cannot be "
+                             r"decoded: image file is truncated"):
+        fairface.prepare_split(tmp_path, IMAGE_DIR, "train", progress=False)
 
 
 def test_missing_fairface_names_the_key(tmp_path):

@@ -56,7 +56,34 @@ def test_bad_config_stops_before_any_job(tmp_path):
     proc = snakemake("-n", "--cores", 1, "--configfile", path)
     assert proc.returncode != 0
     assert "colored_mnist.sigma2[7]: 0.07 is not one of" in proc.stdout + proc.stderr
+    # the message alone: no traceback, no Snakemake exception header (those come with --verbose)
+    assert "Error: invalid config:\n  config key colored_mnist.sigma2[7]" in proc.stderr
+    assert 'File "' not in proc.stdout + proc.stderr and "ConfigError" not in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_bad_fairface_csv_fails_its_job_with_the_message_first(tmp_path):
+    """A data error inside a job script: the console shows the message (file, line, value) before Snakemake's
+    report of the failed job, and the job log holds it without a traceback."""
+    root = tmp_path / "fairface"
+    root.mkdir()
+    for split in ("train", "val"):
+        (root / f"fairface_label_{split}.csv").write_text(
+            "file,age,gender,race,service_test\ntrain/1.jpg,20-29,Male,Martian,True\n")
+
+    def release(cfg):
+        cfg["reweighting"]["fairface"].update(source="release", root=str(root))
+
+    path = write_config(tmp_path, release)
+    proc = snakemake(tmp_path / "results/prepared/fairface/pool.pt", "--cores", 1, "--configfile", path,
+                     "--show-failed-logs")
+    message = f"Error: {root}/fairface_label_train.csv, line 2: race 'Martian' is not one of White, Black"
+    assert proc.returncode != 0
+    out = proc.stderr
+    assert message in out and out.index(message) < out.index("Error in rule fairface_pool")
+    log = (tmp_path / "results/logs/fairface/pool.log").read_text()
+    assert log.startswith(message) and "Traceback" not in log
+    assert not (tmp_path / "results/prepared/fairface/pool.pt").exists()
 
 
 def test_lint_passes():

@@ -1,6 +1,10 @@
 """Time one training step of every registered method on the same model and batch.
 
-    python -m debias.benchmark [--device cpu|cuda] [--repeats 30] [--out results/benchmarks/step_cost.csv]
+    python -m debias.benchmark [--device cpu|cuda] [--threads N] [--repeats 30] [--out step_cost_manual.csv]
+
+By hand it writes ``results/benchmarks/step_cost_manual.csv`` (``--out`` to change): never the pipeline's
+``<results>/benchmarks/step_cost.csv``, the output of the rule ``step_cost``, which Snakemake would then take for
+up to date although it did not make it.
 
 For each benchmark model, every method that can run on it (a method needing a bias head is skipped on a
 model without one) takes warm-up steps, then ``repeats`` timed steps; the median is reported with its ratio to
@@ -13,12 +17,16 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from debias import methods
 from debias.io import write_text
 from debias.models import colored_mnist_backbone, l2rw_lenet_backbone
+
+RULE_OUT = "benchmarks/step_cost.csv"  # the rule step_cost writes <results>/benchmarks/step_cost.csv
+MANUAL_OUT = "results/benchmarks/step_cost_manual.csv"  # a hand run's default
 
 SGD = dict(lr=1e-3, momentum=0.9, weight_decay=0.0, steps=1, alpha=0.01, entropy_weight=0.01, grl_factor=0.1,
            ramp_variable="epoch", ties="reference", meta_lr=1.0)
@@ -82,11 +90,11 @@ def run(device: torch.device, warmup: int, repeats: int) -> list[dict]:
                 if missing:
                     raise KeyError(f"needs {missing}")
                 method.attach(splits)
-                method.on_epoch_start(0, 1, 1)
-                ms = time_steps(method, batch, device, warmup, repeats)
-            except (ValueError, KeyError, RuntimeError) as exc:
-                print(f"{model_name}: {name} skipped ({exc})", file=sys.stderr)
+            except (ValueError, KeyError) as exc:  # the method needs what this model or batch lacks
+                print(f"{model_name}: {name} skipped: {skip_reason(exc)}", file=sys.stderr)
                 continue
+            method.on_epoch_start(0, 1, 1)
+            ms = time_steps(method, batch, device, warmup, repeats)  # a failure here is a bug: it is raised
             if name == "baseline":  # timed again after the others, the lower figure kept: the first timing
                 base_ms = ms        # of a process also pays for the allocator's and the kernels' warm-up
             rows.append({"method": name, "model": model_name, "device": device_name(device),
@@ -103,6 +111,12 @@ def run(device: torch.device, warmup: int, repeats: int) -> list[dict]:
     return rows
 
 
+def skip_reason(exc: Exception) -> str:
+    """One line saying why a method cannot run on a benchmark model."""
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    return text.splitlines()[0]
+
+
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
 
@@ -113,8 +127,13 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--out", default="results/benchmarks/step_cost.csv")
+    p.add_argument("--out", default=MANUAL_OUT, help=f"CSV to write (default {MANUAL_OUT}); never a pipeline "
+                   f"output such as <results>/{RULE_OUT}")
     args = p.parse_args(argv)
+    if Path(args.out).parts[-2:] == Path(RULE_OUT).parts:
+        p.error(f"--out {args.out}: that is the pipeline's output (rule step_cost), which Snakemake would then take "
+                f"for up to date; write elsewhere (default {MANUAL_OUT}), or let Snakemake make it: "
+                "`snakemake step_cost --cores 1`")
     if args.threads:
         torch.set_num_threads(args.threads)
     write_csv(run(torch.device(args.device), args.warmup, args.repeats), args.out)

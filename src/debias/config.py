@@ -11,8 +11,10 @@ from typing import Any
 
 import yaml
 
+from debias.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError, ValueError):
     pass
 
 
@@ -30,7 +32,9 @@ def schema_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     messages = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
-        messages.append(f"config key {_key(err.absolute_path)}: {err.message}")
+        # a combinator's own message dumps the whole value; the schema says in words what it wants (x-message)
+        text = err.schema.get("x-message") if err.validator in ("oneOf", "anyOf", "not") else None
+        messages.append(f"config key {_key(err.absolute_path)}: {text or err.message}")
     return messages
 
 
@@ -123,5 +127,5 @@ def _check_reweighting(config: dict[str, Any]) -> list[str]:
     if missing and ff["source"] == "release":
         # FairFace cannot be downloaded by a script: the other experiments still run; its jobs fail with this message
         print(f"WARNING: config key reweighting.fairface.root: {', '.join(missing)} not found; the FairFace jobs "
-              "will fail until the release is placed there (see README, 'FairFace')", file=sys.stderr)
+              "will fail until the release is placed there (see README, 'FairFace data')", file=sys.stderr)
     return errors

@@ -3,6 +3,8 @@
 BENCH_REPORT = "Benchmarks"
 
 
+# A hand run, `python -m debias.benchmark`, writes results/benchmarks/step_cost_manual.csv and refuses this
+# rule's path (Snakemake would take its file for up to date).
 rule step_cost:
     output:
         csv=report(f"{RESULTS}/benchmarks/step_cost.csv", caption="../report/step_cost.rst",

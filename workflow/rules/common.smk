@@ -1,12 +1,25 @@
 # Config validation (before any job starts), shared paths and resources.
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 
+from debias.config import ConfigError as _ConfigError
 from debias.config import check as _check_config
+from debias.jobs import VERBOSE_ENV as _VERBOSE_ENV
 
-_check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+# `snakemake --verbose` also gives job scripts their tracebacks (debias.jobs.start_job reads this variable)
+if getattr(getattr(workflow, "output_settings", None), "verbose", False):
+    os.environ[_VERBOSE_ENV] = "1"
+
+try:
+    _check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+except _ConfigError as _err:
+    if os.environ.get(_VERBOSE_ENV):
+        raise
+    # the message alone (it names every key and what was expected); the traceback under --verbose
+    raise SystemExit(f"Error: {_err}")
 
 RESULTS = config["results"]
 BENCH_JOBS = f"{RESULTS}/benchmarks/jobs"  # Snakemake's benchmark file of every training job

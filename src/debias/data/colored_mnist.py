@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from debias.errors import DataFormatError, MissingData
+
 SIGMA2_GRID = (0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050)
 N_BINS = 8
 IGNORE = 255
@@ -70,7 +72,7 @@ def load_authors_npy(directory: str | Path, sigma2: float) -> dict[str, torch.Te
     """Read the authors' pickled ``mnist_10color_jitter_var_{sigma2}.npy`` into the prepared-file layout."""
     path = authors_file(directory, sigma2)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingData(
             f"{path}: the authors' colored-MNIST file for sigma2={sigma2_tag(sigma2)} is missing "
             "(config key colored_mnist.authors_dir; the files come from the link in the authors' "
             "dataset/colored_mnist/README.md)"
@@ -80,10 +82,10 @@ def load_authors_npy(directory: str | Path, sigma2: float) -> dict[str, torch.Te
     for split in ("train", "test"):
         for key in (f"{split}_image", f"{split}_label"):
             if key not in data:
-                raise KeyError(f"{path}: key {key!r} missing; found {sorted(data)}")
+                raise DataFormatError(f"{path}: key {key!r} missing; found {sorted(data)}")
         x = np.asarray(data[f"{split}_image"])
         if x.ndim != 4 or x.shape[1:] != (28, 28, 3) or x.dtype != np.uint8:
-            raise ValueError(f"{path}: {split}_image should be uint8 [N, 28, 28, 3], got {x.dtype} {x.shape}")
+            raise DataFormatError(f"{path}: {split}_image should be uint8 [N, 28, 28, 3], got {x.dtype} {x.shape}")
         out[f"{split}_x"] = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
         out[f"{split}_y"] = torch.from_numpy(np.asarray(data[f"{split}_label"]).astype(np.int64)).reshape(-1)
         out[f"{split}_color"] = torch.full((x.shape[0],), -1, dtype=torch.long)

@@ -7,8 +7,9 @@ allows it; reading never downloads.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
+
+from debias.errors import MissingData
 
 if TYPE_CHECKING:  # torch is not imported here: the workflow imports this module while it builds the DAG
     import torch
@@ -33,15 +34,15 @@ def missing_files(root: str | Path) -> list[Path]:
     return [p for p in raw_paths(root) if not p.is_file()]
 
 
-def read_mnist(root: str | Path, key: str = "data.mnist.root") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def read_mnist(root: str | Path, key: str = "mnist.root") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Read MNIST from ``root`` with torchvision's reader: {'train': (x uint8 [N,28,28], y int64), 'test': ...}."""
     from torchvision.datasets import MNIST
 
     missing = missing_files(root)
     if missing:
-        raise FileNotFoundError(
+        raise MissingData(
             f"MNIST not found under {root!r} (config key {key}): missing {', '.join(map(str, missing))}. "
-            "Expected torchvision's raw IDX layout <root>/MNIST/raw/*-ubyte; set data.allow_download: true "
+            "Expected torchvision's raw IDX layout <root>/MNIST/raw/*-ubyte; set allow_download: true "
             "to fetch it, or point the key at a folder that has it."
         )
     out = {}
