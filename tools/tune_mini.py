@@ -132,7 +132,7 @@ def tune_colored_mnist(lrs, epochs_list, lnl_epochs_list, seeds, sigma2, lnl_ove
                 accs.append(evaluate(method, val, 1000, {}, cl)["accuracy"])
             print(f"{lr:g},{epochs},-,{row},{np.mean(accs):.3f},{np.std(accs, ddof=1):.3f},{time.monotonic() - t0:.0f}",
                   flush=True)
-        for lnl_epochs in lnl_epochs_list:
+        for lnl_epochs in [e for e in lnl_epochs_list if e > 0]:  # 0: no LNL run
             for row in lnl_rows:
                 cls_name, hp = method_entry(row, section["hparams"][row])
                 hp = {**hp, "lr": lr, "epochs": lnl_epochs, "batch_size": section["train"]["batch_size"],
