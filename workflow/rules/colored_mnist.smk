@@ -87,11 +87,11 @@ rule colored_mnist_table:
         paper="config/paper_values.yaml",
     output:
         csv=report(f"{RESULTS}/tables/colored_mnist.csv", caption="../report/colored_mnist_table.rst",
-                   category=CM_REPORT, labels={"what": "table: test accuracy per sigma2 and method", "paper": "results table (Fig. 3 in the seed)"}),
+                   category=CM_REPORT, labels=report_label("the paper's Figure 3 (a table in the paper): test accuracy per σ² and method")),
         md=f"{RESULTS}/tables/colored_mnist.md",
         tex=f"{RESULTS}/tables/colored_mnist.tex",
         png=report(f"{RESULTS}/figures/colored_mnist.png", caption="../report/colored_mnist_figure.rst",
-                   category=CM_REPORT, labels={"what": "figure: test accuracy vs sigma2", "paper": "the same table, drawn"}),
+                   category=CM_REPORT, labels=report_label("the paper's Figure 3, plotted: test accuracy against σ²")),
         pdf=f"{RESULTS}/figures/colored_mnist.pdf",
     params:
         rows=CM_ROWS,

@@ -15,11 +15,11 @@ FAIRFACE_FIGURES = expand(
 
 
 def fairface_figure_labels(path):
-    """Report labels of one FairFace figure: which of the paper's Figures 1-4 it redraws."""
+    """Report label of one FairFace figure: which of the paper's Figures 1-4 it redraws (see report_label)."""
     split, band = Path(path).stem.removeprefix("fairface_").split("_acc_")
     lo, hi = _ff_figures.FAIRFACE_FIGURES[band]
-    return {"what": f"figure: {split} accuracy, White share {lo:.2f}-{hi:.2f}",
-            "paper": f"Figure {_ff_figures.PAPER_FIGURE[(split, band)]}"}
+    return report_label(f"the paper's Figure {_ff_figures.PAPER_FIGURE[(split, band)]}: {split} accuracy, "
+                        f"White share {lo:.2f}–{hi:.2f}")
 
 
 def reweighting_outputs():
