@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import report_browser
 from conftest import ROOT, snakemake, write_config
 
 
@@ -214,11 +215,20 @@ def tiny_everything(cfg):
     cfg["benchmark"] = {"warmup": 0, "repeats": 1}
 
 
-@pytest.mark.slow
-def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(tmp_path):
-    path = write_config(tmp_path, tiny_everything)
-    res = tmp_path / "results"
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    """A small whole run (every experiment, the benchmarks) and its report, shared by the two tests below."""
+    tmp = tmp_path_factory.mktemp("whole_run")
+    path = write_config(tmp, tiny_everything)
+    res = tmp / "results"
     snakemake("--cores", 2, "--configfile", path, check=True)
+    snakemake("--configfile", path, "--report", res / "report.html", check=True)
+    return res
+
+
+@pytest.mark.slow
+def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_run):
+    res = whole_run
     table = pd.read_csv(res / "tables/fairface_reweighting.csv")
     assert set(table.columns) >= {"share", "method", "split", "acc_mean", "acc_std", "n_seeds", "acc_white_mean",
                                   "acc_poc_mean", "balanced_acc_mean"}
@@ -242,13 +252,42 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(tmp_path
     assert (costs.wall_s > 0).all() and (costs.max_rss_mb > 0).all()
 
     # the report holds every table (CSV) and figure (PNG) the run wrote, with a caption naming the paper
-    report = res / "report.html"
-    snakemake("--configfile", path, "--report", report, check=True)
-    html = report.read_text()
+    html = (res / "report.html").read_text()
     made = [*res.glob("tables/*.csv"), *res.glob("figures/*.png"), *res.glob("benchmarks/*.csv")]
     assert len(made) == 3 + 5 + 2
     for f in made:
         assert f'"name": "{f.name}"' in html, f
     assert "Learning Not to Learn (paper 003)" in html and "Example reweighting (paper 001)" in html
-    assert '"paper": "Figure 4"' in html
 
+    # one label per entry, saying which table or figure of the paper it reproduces, distinct within a listing:
+    # a second label with two values would become a toggle that hides entries (see report_label in common.smk)
+    results = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", html, re.S).group(1))
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\s*</script>", html, re.S).group(1))
+    assert all(list(r["labels"]) == ["what"] for r in results.values()), [r["labels"] for r in results.values()]
+    for listing in (paths for sub in categories.values() for paths in sub.values()):
+        assert len({results[p]["labels"]["what"] for p in listing}) == len(listing), listing
+    assert results[str(res / "figures/fairface_test_acc_91-99.png")]["labels"]["what"].startswith(
+        "the paper's Figure 4: test accuracy")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium, or a skip with the reason (a failure where DEBIAS_REQUIRE_BROWSER is set, as by .ci/run)."""
+    try:
+        return report_browser.find_chromium()
+    except report_browser.Unavailable as exc:
+        if os.environ.get("DEBIAS_REQUIRE_BROWSER"):
+            pytest.fail(f"no browser although DEBIAS_REQUIRE_BROWSER is set: {exc}")
+        pytest.skip(f"no browser for the report test: {exc}")
+
+
+@pytest.mark.slow
+def test_the_report_works_in_a_browser(chromium, whole_run, tmp_path):
+    """Headless Chromium opens the report of the whole run and visits every view, category and entry: no console
+    error or uncaught exception, every entry reachable from its listing, every image drawn with a non-zero size,
+    every table downloaded byte for byte with a header and rows, every caption shown."""
+    problems, visited = report_browser.walk_report(whole_run / "report.html", tmp_path / "downloads",
+                                                   results_root=ROOT, binary=chromium)
+    assert not problems, "\n".join(problems)
+    made = [f for d in ("tables/*.csv", "figures/*.png", "benchmarks/*.csv") for f in whole_run.glob(d)]
+    assert sorted(visited) == sorted(map(str, made))

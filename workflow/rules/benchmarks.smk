@@ -8,7 +8,7 @@ BENCH_REPORT = "Benchmarks"
 rule step_cost:
     output:
         csv=report(f"{RESULTS}/benchmarks/step_cost.csv", caption="../report/step_cost.rst",
-                   category=BENCH_REPORT, labels={"what": "ms per training step of every method"}),
+                   category=BENCH_REPORT, labels=report_label("ms per training step of every method")),
     params:
         device=config["device"],
         warmup=config["benchmark"]["warmup"],
@@ -30,7 +30,7 @@ rule job_costs:
         rw_bench_files(),
     output:
         csv=report(f"{RESULTS}/benchmarks/job_costs.csv", caption="../report/job_costs.rst",
-                   category=BENCH_REPORT, labels={"what": "wall time, CPU time, memory of every training job"}),
+                   category=BENCH_REPORT, labels=report_label("wall time, CPU time, memory of every training job")),
     params:
         names=lambda wc, input: [str(Path(p).relative_to(BENCH_JOBS).with_suffix("")) for p in input],
     log:

@@ -24,60 +24,32 @@ rule colored_mnist_prepare:
 
 
 # One job per seed, or (seeds_per_job: all) one job per (sigma2, method) cell training every seed in one
-# process, so that interpreter start-up and imports do not dominate short runs.
-if CM["seeds_per_job"] == 1:
-
-    rule colored_mnist_train:
-        input:
-            unpack(cm_train_inputs(lambda wc: [int(wc.seed)])),
-        output:
-            metrics=cm_run("{sigma2}", "{method}", "{seed}", "metrics.json"),
-            model=cm_run("{sigma2}", "{method}", "{seed}", "model.pt"),
-        params:
-            seeds=lambda wc: [int(wc.seed)],
-            state=lambda wc: [f"{CM_STATE}/sigma2={wc.sigma2}/{wc.method}/seed={wc.seed}.pt"],
-            hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
-            model=CM["model"],
-            train=CM["train"],
-            device=config["device"],
-        log:
-            f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/seed={{seed}}.log",
-        benchmark:
-            cm_bench("{sigma2}", "{method}", "seed={seed}"),
-        threads: threads_of("train")
-        resources:
-            **res("train"),
-        conda:
-            "../../envs/torch.yaml"
-        script:
-            "../../scripts/colored_mnist_train.py"
-
-else:
-
-    rule colored_mnist_train:
-        input:
-            unpack(cm_train_inputs(lambda wc: CM_SEEDS)),
-        output:
-            metrics=[cm_run("{sigma2}", "{method}", s, "metrics.json") for s in CM_SEEDS],
-            model=[cm_run("{sigma2}", "{method}", s, "model.pt") for s in CM_SEEDS],
-        params:
-            seeds=CM_SEEDS,
-            state=lambda wc: [f"{CM_STATE}/sigma2={wc.sigma2}/{wc.method}/seed={s}.pt" for s in CM_SEEDS],
-            hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
-            model=CM["model"],
-            train=CM["train"],
-            device=config["device"],
-        log:
-            f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/all_seeds.log",
-        benchmark:
-            cm_bench("{sigma2}", "{method}", "all_seeds"),
-        threads: threads_of("train")
-        resources:
-            **res("train"),
-        conda:
-            "../../envs/torch.yaml"
-        script:
-            "../../scripts/colored_mnist_train.py"
+# process, so that interpreter start-up and imports do not dominate short runs: one rule for both, whose paths
+# and seeds come from CM_JOB_SEEDS, CM_JOB_NAME and cm_job_seeds (colored_mnist_common.smk).
+rule colored_mnist_train:
+    input:
+        unpack(cm_train_inputs(cm_job_seeds)),
+    output:
+        metrics=[cm_run("{sigma2}", "{method}", s, "metrics.json") for s in CM_JOB_SEEDS],
+        model=[cm_run("{sigma2}", "{method}", s, "model.pt") for s in CM_JOB_SEEDS],
+    params:
+        seeds=cm_job_seeds,
+        state=lambda wc: [f"{CM_STATE}/sigma2={wc.sigma2}/{wc.method}/seed={s}.pt" for s in cm_job_seeds(wc)],
+        hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
+        model=CM["model"],
+        train=CM["train"],
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/{CM_JOB_NAME}.log",
+    benchmark:
+        cm_bench("{sigma2}", "{method}", CM_JOB_NAME),
+    threads: threads_of("train")
+    resources:
+        **res("train"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/colored_mnist_train.py"
 
 
 rule colored_mnist_table:
@@ -87,11 +59,11 @@ rule colored_mnist_table:
         paper="config/paper_values.yaml",
     output:
         csv=report(f"{RESULTS}/tables/colored_mnist.csv", caption="../report/colored_mnist_table.rst",
-                   category=CM_REPORT, labels={"what": "table: test accuracy per sigma2 and method", "paper": "results table (Fig. 3 in the seed)"}),
+                   category=CM_REPORT, labels=report_label("the paper's Figure 3 (a table in the paper): test accuracy per σ² and method")),
         md=f"{RESULTS}/tables/colored_mnist.md",
         tex=f"{RESULTS}/tables/colored_mnist.tex",
         png=report(f"{RESULTS}/figures/colored_mnist.png", caption="../report/colored_mnist_figure.rst",
-                   category=CM_REPORT, labels={"what": "figure: test accuracy vs sigma2", "paper": "the same table, drawn"}),
+                   category=CM_REPORT, labels=report_label("the paper's Figure 3, plotted: test accuracy against σ²")),
         pdf=f"{RESULTS}/figures/colored_mnist.pdf",
     params:
         rows=CM_ROWS,

@@ -27,8 +27,20 @@ def cm_bench(sigma2, method, name):
     return f"{BENCH_JOBS}/colored_mnist/sigma2={sigma2}/{method}/{name}.tsv"
 
 
+# A training job trains one seed, or (seeds_per_job: all) every seed of its (sigma2, method) cell.
+if CM["seeds_per_job"] == 1:
+    CM_JOB_SEEDS, CM_JOB_NAME = ["{seed}"], "seed={seed}"  # a job's seeds in its paths; its log / benchmark name
+else:
+    CM_JOB_SEEDS, CM_JOB_NAME = CM_SEEDS, "all_seeds"
+
+
+def cm_job_seeds(wc):
+    """The seeds one training job trains."""
+    return [int(wc.seed)] if CM["seeds_per_job"] == 1 else list(CM_SEEDS)
+
+
 def cm_bench_files():
-    names = [f"seed={s}" for s in CM_SEEDS] if CM["seeds_per_job"] == 1 else ["all_seeds"]
+    names = dict.fromkeys(CM_JOB_NAME.format(seed=s) for s in CM_SEEDS)  # one per job, in seed order
     return [cm_bench(v, m, n) for v in CM_SIGMA2 for m in CM_ROWS for n in names]
 
 

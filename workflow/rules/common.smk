@@ -47,6 +47,15 @@ def threads_of(kind):
     return config["resources"][kind]["threads"]
 
 
+def report_label(what):
+    """The labels of a report entry: one only, `what`, which says what the entry is and which table or figure of
+    the paper it reproduces. One label, not several: Snakemake's report (9.27) turns any label after the first
+    that has exactly two values, each on half of the listed entries, into a toggle, and then cannot show the
+    entries of the value not toggled (the listing raises and the page goes blank). With one label no listing,
+    search results included, can have such a toggle."""
+    return {"what": what}
+
+
 wildcard_constraints:
     sigma2=r"\d\.\d{3}",
     method=r"[A-Za-z0-9_]+",

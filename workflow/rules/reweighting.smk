@@ -140,7 +140,7 @@ rule fairface_figures:
         rw_metrics("fairface"),
     output:
         csv=report(f"{RESULTS}/tables/fairface_reweighting.csv", caption="../report/fairface_table.rst",
-                   category=RW_REPORT, subcategory="FairFace", labels={"what": "table: accuracy per share, method, split", "paper": "Figures 1-4 (the data behind)"}),
+                   category=RW_REPORT, subcategory="FairFace", labels=report_label("the paper's Figures 1–4 as numbers: accuracy per White share, method and split")),
         figures=[
             report(f, caption="../report/fairface_figure.rst", category=RW_REPORT, subcategory="FairFace",
                    labels=fairface_figure_labels(f)) if f.endswith(".png") else f
@@ -166,7 +166,7 @@ rule l2rw_mnist_table:
         paper="config/paper_values.yaml",
     output:
         csv=report(f"{RESULTS}/tables/l2rw_mnist.csv", caption="../report/l2rw_mnist_table.rst",
-                   category=RW_REPORT, subcategory="MNIST 4 vs 9", labels={"what": "table: test error per share and method", "paper": "Ren et al. 2018, MNIST grid"}),
+                   category=RW_REPORT, subcategory="MNIST 4 vs 9", labels=report_label("Figure 3 of Ren et al. 2018 (plotted there) as a table: test error per majority share and method")),
         md=f"{RESULTS}/tables/l2rw_mnist.md",
         tex=f"{RESULTS}/tables/l2rw_mnist.tex",
     params:

@@ -13,12 +13,15 @@ FAIRFACE_FIGURES = expand(f"{RESULTS}/figures/{{stem}}.{{ext}}", stem=_ff_figure
 
 
 def fairface_figure_labels(path):
-    """Report labels of one FairFace figure: which of the paper's Figures 1-4 it redraws (or accompanies)."""
+    """Report label of one FairFace figure: which of the paper's Figures 1-4 it redraws or accompanies (see
+    report_label)."""
     kind, split, band = _ff_figures.parse_stem(Path(path).stem)
     lo, hi = _ff_figures.FAIRFACE_FIGURES[band]
-    what = "accuracy" if kind == "acc" else "accuracy per class"
-    return {"what": f"figure: {split} {what}, White share {lo:.2f}-{hi:.2f}",
-            "paper": f"Figure {_ff_figures.PAPER_FIGURE[(split, band)]}"}
+    fig = _ff_figures.PAPER_FIGURE[(split, band)]
+    if kind == "acc":
+        return report_label(f"the paper's Figure {fig}: {split} accuracy, White share {lo:.2f}–{hi:.2f}")
+    return report_label(f"companion of the paper's Figure {fig}: {split} accuracy per class (White, other), "
+                        f"White share {lo:.2f}–{hi:.2f}")
 
 
 def reweighting_outputs():
