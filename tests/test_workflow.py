@@ -34,13 +34,14 @@ def test_full_config_dry_run_has_the_paper_grid():
     assert counts["colored_mnist_prepare"] == 7 and counts["colored_mnist_table"] == 1
     # reweighting: share x method jobs, each training all 10 seeds
     assert counts["fairface_train"] == 13 * 6 and counts["l2rw_mnist_train"] == 5 * 6
-    assert counts["reweighting_split"] == 13 + 5
+    assert counts["fairface_train_balanced"] == 1  # the balanced baseline (share 0.5, protocol D4)
+    assert counts["reweighting_split"] == 13 + 1 + 5
 
 
-def test_mini_config_dry_run_batches_seeds():
+def test_mini_config_dry_run_batches_seeds_and_sigma2():
     proc = snakemake("-n", "--forceall", "--cores", 2, "--configfile", "config/mini.yaml", "--quiet", "rules",
                      check=True)
-    assert job_counts(proc.stdout)["colored_mnist_train"] == 7 * 5
+    assert job_counts(proc.stdout)["colored_mnist_train"] == 5  # one per method: every sigma2 and seed in it
 
 
 def test_training_jobs_declare_a_gpu_and_aggregation_none(tmp_path):
@@ -128,7 +129,8 @@ def test_mini_slice_through_snakemake_builds_the_table(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     counts = job_counts(snakemake("colored_mnist", "-n", "--cores", 2, "--configfile", path, "--quiet", "rules",
                                   check=True).stdout)
-    assert counts.get("colored_mnist_train") == 2 and "colored_mnist_prepare" not in counts
+    # mini: sigma2_per_job all, so lnl's one job (both sigma2) reruns, baseline's and gray's do not
+    assert counts.get("colored_mnist_train") == 1 and "colored_mnist_prepare" not in counts
 
 
 @pytest.mark.slow

@@ -24,25 +24,28 @@ rule colored_mnist_prepare:
 
 
 # One job per seed, or (seeds_per_job: all) one job per (sigma2, method) cell training every seed in one
-# process, so that interpreter start-up and imports do not dominate short runs: one rule for both, whose paths
-# and seeds come from CM_JOB_SEEDS, CM_JOB_NAME and cm_job_seeds (colored_mnist_common.smk).
+# process, or (sigma2_per_job: all too) one job per method training every sigma2 and seed, so that interpreter
+# start-up and imports do not dominate short runs: one rule for all, whose paths, sigma2 values and seeds come
+# from CM_JOB_SIGMA2, CM_JOB_PATH, CM_JOB_SEEDS, CM_JOB_NAME (colored_mnist_common.smk).
 rule colored_mnist_train:
     input:
-        unpack(cm_train_inputs(cm_job_seeds)),
+        unpack(cm_train_inputs),
     output:
-        metrics=[cm_run("{sigma2}", "{method}", s, "metrics.json") for s in CM_JOB_SEEDS],
-        model=[cm_run("{sigma2}", "{method}", s, "model.pt") for s in CM_JOB_SEEDS],
+        metrics=[cm_run(v, "{method}", s, "metrics.json") for v in CM_JOB_SIGMA2 for s in CM_JOB_SEEDS],
+        model=[cm_run(v, "{method}", s, "model.pt") for v in CM_JOB_SIGMA2 for s in CM_JOB_SEEDS],
     params:
+        sigma2=cm_job_sigma2,
         seeds=cm_job_seeds,
-        state=lambda wc: [f"{CM_STATE}/sigma2={wc.sigma2}/{wc.method}/seed={s}.pt" for s in cm_job_seeds(wc)],
+        state=lambda wc: [f"{CM_STATE}/sigma2={v}/{wc.method}/seed={s}.pt"
+                          for v in cm_job_sigma2(wc) for s in cm_job_seeds(wc)],
         hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
         model=CM["model"],
         train=CM["train"],
         device=config["device"],
     log:
-        f"{RESULTS}/logs/colored_mnist/sigma2={{sigma2}}/{{method}}/{CM_JOB_NAME}.log",
+        f"{RESULTS}/logs/colored_mnist/{CM_JOB_PATH}/{CM_JOB_NAME}.log",
     benchmark:
-        cm_bench("{sigma2}", "{method}", CM_JOB_NAME),
+        cm_bench(CM_JOB_PATH, CM_JOB_NAME)
     threads: threads_of("train")
     resources:
         **res("train"),

@@ -22,16 +22,21 @@ def cm_run(sigma2, method, seed, name):
     return f"{CM_RUNS}/sigma2={sigma2}/{method}/seed={seed}/{name}"
 
 
-def cm_bench(sigma2, method, name):
+def cm_bench(job_path, name):
     """Snakemake's benchmark file of a training job (wall time, CPU time, peak memory)."""
-    return f"{BENCH_JOBS}/colored_mnist/sigma2={sigma2}/{method}/{name}.tsv"
+    return f"{BENCH_JOBS}/colored_mnist/{job_path}/{name}.tsv"
 
 
-# A training job trains one seed, or (seeds_per_job: all) every seed of its (sigma2, method) cell.
+# A training job trains one seed, or (seeds_per_job: all) every seed of its (sigma2, method) cell; with
+# sigma2_per_job: all, one job trains a method (a table row) at every sigma2.
 if CM["seeds_per_job"] == 1:
     CM_JOB_SEEDS, CM_JOB_NAME = ["{seed}"], "seed={seed}"  # a job's seeds in its paths; its log / benchmark name
 else:
     CM_JOB_SEEDS, CM_JOB_NAME = CM_SEEDS, "all_seeds"
+if CM["sigma2_per_job"] == 1:
+    CM_JOB_SIGMA2, CM_JOB_PATH = ["{sigma2}"], "sigma2={sigma2}/{method}"
+else:
+    CM_JOB_SIGMA2, CM_JOB_PATH = CM_SIGMA2, "all_sigma2/{method}"
 
 
 def cm_job_seeds(wc):
@@ -39,9 +44,15 @@ def cm_job_seeds(wc):
     return [int(wc.seed)] if CM["seeds_per_job"] == 1 else list(CM_SEEDS)
 
 
+def cm_job_sigma2(wc):
+    """The sigma2 values (tags) one training job trains."""
+    return [wc.sigma2] if CM["sigma2_per_job"] == 1 else list(CM_SIGMA2)
+
+
 def cm_bench_files():
     names = dict.fromkeys(CM_JOB_NAME.format(seed=s) for s in CM_SEEDS)  # one per job, in seed order
-    return [cm_bench(v, m, n) for v in CM_SIGMA2 for m in CM_ROWS for n in names]
+    paths = dict.fromkeys(CM_JOB_PATH.format(sigma2=v, method=m) for v in CM_SIGMA2 for m in CM_ROWS)
+    return [cm_bench(p, n) for p in paths for n in names]
 
 
 def cm_init_from(method):
@@ -50,12 +61,10 @@ def cm_init_from(method):
     return method_entry(method, CM["hparams"][method])[1].get("init_from")
 
 
-def cm_train_inputs(seeds):
-    def inputs(wc):
-        out = {"data": f"{CM_PREPARED}/sigma2={wc.sigma2}.pt"}
-        init = cm_init_from(wc.method)
-        if init:
-            out["init"] = [cm_run(wc.sigma2, init, s, "model.pt") for s in seeds(wc)]
-        return out
-
-    return inputs
+def cm_train_inputs(wc):
+    """The prepared data of every sigma2 of the job and, for init_from rows, the initial models (sigma2-major)."""
+    out = {"data": [f"{CM_PREPARED}/sigma2={v}.pt" for v in cm_job_sigma2(wc)]}
+    init = cm_init_from(wc.method)
+    if init:
+        out["init"] = [cm_run(v, init, s, "model.pt") for v in cm_job_sigma2(wc) for s in cm_job_seeds(wc)]
+    return out

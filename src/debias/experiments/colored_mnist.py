@@ -43,25 +43,30 @@ def prepare(section: dict[str, Any], mnist_cfg: dict[str, Any], sigma2: float, d
     log.info("prepared %s: %s", data_out, json.dumps(recipe["counts"]))
 
 
-def train(*, hparams, model, train_cfg, sigma2: str, row: str, seeds, data, init_models, metrics, models, states,
-          device) -> None:
+def train(*, hparams, model, train_cfg, sigma2s: list[str], row: str, seeds, data: list[str], init_models,
+          metrics, models, states, device) -> None:
+    """Train ``row`` for every (sigma2, seed) of the job; ``data`` has one prepared file per sigma2, and
+    ``init_models``, ``metrics``, ``models``, ``states`` list sigma2-major, seed-minor."""
     dev = resolve_device(device)
-    prepared = torch.load(data, map_location="cpu", weights_only=True)
-    splits = cm.training_splits(prepared, dev)
     m = model
 
     def make_backbone():
         return colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])
 
-    runs = [
-        RunOutputs(seed=int(s), metrics=Path(mo), model=Path(md), state=Path(st),
-                   init_model=Path(init_models[i]) if init_models else None)
-        for i, (s, mo, md, st) in enumerate(zip(seeds, metrics, models, states))
-    ]
-    train_cell(experiment="colored_mnist", variant={"sigma2": sigma2}, row=row, hparams=hparams,
-               train_cfg=train_cfg, splits=splits, make_backbone=make_backbone, model_cfg=model, runs=runs,
-               data_sha256=data_hashes({"data": data}), device=dev,
-               group_names=GROUP_NAMES)
+    n = len(seeds)
+    for i, (sigma2, data_file) in enumerate(zip(sigma2s, data)):
+        prepared = torch.load(data_file, map_location="cpu", weights_only=True)
+        part = slice(i * n, (i + 1) * n)
+        runs = [
+            RunOutputs(seed=int(s), metrics=Path(mo), model=Path(md), state=Path(st),
+                       init_model=Path(init) if init else None)
+            for s, mo, md, st, init in zip(seeds, metrics[part], models[part], states[part],
+                                           init_models[part] if init_models else [None] * n)
+        ]
+        train_cell(experiment="colored_mnist", variant={"sigma2": sigma2}, row=row, hparams=hparams,
+                   train_cfg=train_cfg, splits=cm.training_splits(prepared, dev), make_backbone=make_backbone,
+                   model_cfg=model, runs=runs, data_sha256=data_hashes({"data": data_file}), device=dev,
+                   group_names=GROUP_NAMES)
 
 
 # aggregation imports pandas / matplotlib lazily: training jobs never pay for them
