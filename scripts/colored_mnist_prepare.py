@@ -10,5 +10,6 @@ start_job(snakemake)  # noqa: F821
 
 from debias.experiments.colored_mnist import prepare  # noqa: E402
 
-prepare(snakemake.params.data, snakemake.params.mnist, float(snakemake.wildcards.sigma2),  # noqa: F821
-        snakemake.output.data, snakemake.output.recipe)  # noqa: F821
+sm = snakemake  # noqa: F821
+for sigma2, data, recipe in zip(sm.params.sigma2, sm.output.data, sm.output.recipe):
+    prepare(sm.params.data, sm.params.mnist, float(sigma2), data, recipe)

@@ -11,4 +11,5 @@ start_job(snakemake)  # noqa: F821
 from debias.experiments.reweighting import build_splits  # noqa: E402
 
 sm = snakemake  # noqa: F821
-build_splits(sm.input[0], sm.params.section, float(sm.wildcards.share), list(sm.params.seeds), sm.output.split)
+for share, out in zip(sm.params.shares, sm.output.split):
+    build_splits(sm.input[0], sm.params.section, float(share), list(sm.params.seeds), out)

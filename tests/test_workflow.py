@@ -35,7 +35,7 @@ def test_full_config_dry_run_has_the_paper_grid():
     # reweighting: share x method jobs, each training all 10 seeds
     assert counts["fairface_train"] == 13 * 6 and counts["l2rw_mnist_train"] == 5 * 6
     assert counts["fairface_train_balanced"] == 1  # the balanced baseline (share 0.5, protocol D4)
-    assert counts["reweighting_split"] == 13 + 1 + 5
+    assert counts["fairface_split"] == 13 + 1 and counts["l2rw_mnist_split"] == 5
 
 
 def test_mini_config_dry_run_batches_seeds_and_sigma2():

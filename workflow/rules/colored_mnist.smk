@@ -2,18 +2,20 @@
 # aggregate into the sigma2 x method table and figure. Paths and input functions: colored_mnist_common.smk.
 
 
+# One job per sigma2, or (sigma2_per_job: all) one job preparing every sigma2.
 rule colored_mnist_prepare:
     input:
         [] if CM["source"] == "authors" else MNIST_RAW,
     output:
-        data=f"{CM_PREPARED}/sigma2={{sigma2}}.pt",
-        recipe=f"{CM_PREPARED}/sigma2={{sigma2}}.json",
+        data=[f"{CM_PREPARED}/sigma2={v}.pt" for v in CM_JOB_SIGMA2],
+        recipe=[f"{CM_PREPARED}/sigma2={v}.json" for v in CM_JOB_SIGMA2],
     params:
         # only what the data depends on, so that other config changes do not re-prepare it
         data={k: CM.get(k) for k in ("source", "authors_dir", "colors", "data_seed")},
         mnist=config["mnist"],
+        sigma2=cm_job_sigma2,
     log:
-        f"{RESULTS}/logs/colored_mnist/prepare_sigma2={{sigma2}}.log",
+        f"{RESULTS}/logs/colored_mnist/prepare_{'sigma2={sigma2}' if CM['sigma2_per_job'] == 1 else 'all_sigma2'}.log",
     threads: 1
     resources:
         **res("prepare"),

@@ -65,24 +65,32 @@ rule l2rw_mnist_pool:
         "../../scripts/reweighting_pool.py"
 
 
-rule reweighting_split:
-    input:
-        f"{RESULTS}/prepared/{{exp}}/pool.pt",
-    output:
-        split=f"{RESULTS}/prepared/{{exp}}/share={{share}}.pt",
-        recipe=f"{RESULTS}/prepared/{{exp}}/share={{share}}.json",
-    params:
-        section=lambda wc: {k: v for k, v in RW[wc.exp].items() if k in ("n_train", "n_val_per_class", "n_test_per_class", "val_from_budget")},
-        seeds=RW["seeds"],
-    log:
-        f"{RESULTS}/logs/{{exp}}/split_share={{share}}.log",
-    threads: 1
-    resources:
-        **res("prepare"),
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../../scripts/reweighting_split.py"
+# Per experiment, one job per share, or (shares_per_job: all) one job writing every share's split file.
+for _exp in RW_EXPS:
+    _split_shares = ["{share}"] if RW["shares_per_job"] == 1 else RW_SPLIT_SHARES[_exp]
+
+    rule:
+        name:
+            f"{_exp}_split"
+        input:
+            f"{RESULTS}/prepared/{_exp}/pool.pt",
+        output:
+            split=[f"{RESULTS}/prepared/{_exp}/share={s}.pt" for s in _split_shares],
+            recipe=[f"{RESULTS}/prepared/{_exp}/share={s}.json" for s in _split_shares],
+        params:
+            section={k: v for k, v in RW[_exp].items() if k in ("n_train", "n_val_per_class", "n_test_per_class",
+                                                               "val_from_budget")},
+            seeds=RW["seeds"],
+            shares=lambda wc, output: [Path(p).stem.removeprefix("share=") for p in output.split],
+        log:
+            f"{RESULTS}/logs/{_exp}/split_{'share={share}' if RW['shares_per_job'] == 1 else 'all_shares'}.log",
+        threads: 1
+        resources:
+            **res("prepare"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/reweighting_split.py"
 
 
 # Per experiment, one job per (share, method) training every seed, or (shares_per_job: all) one job per method
@@ -95,7 +103,9 @@ for _exp in RW_EXPS:
     ):
         if not _methods:
             continue
-        _tag = "share={share}/" if _per_share and _kind == "train" else (f"share={BALANCED_SHARE}/" if _kind == "train_balanced" else "")
+        # the share in the job's log and benchmark paths: the wildcard, the balanced share, or none (all shares)
+        _job_share = "{share}" if _per_share and _kind == "train" else (BALANCED_SHARE if _kind == "train_balanced" else None)
+        _tag = f"share={_job_share}/" if _job_share else ""
 
         rule:
             name:
@@ -125,7 +135,7 @@ for _exp in RW_EXPS:
             log:
                 f"{RESULTS}/logs/{_exp}/{_tag}{{method}}/train.log",
             benchmark:
-                rw_bench(_exp, _tag.removeprefix("share=").rstrip("/") or None, "{method}")
+                rw_bench(_exp, _job_share, "{method}")
             threads: threads_of("train")
             resources:
                 **res("train"),

@@ -5,6 +5,7 @@ RW_SHARES = {exp: [f"{s:.3f}" for s in RW[exp]["shares"]] for exp in RW_EXPS}
 # Methods also trained on a balanced training set (share 0.5): the paper's balanced baseline (protocol D4)
 RW_BALANCED = {exp: RW[exp].get("balanced_reference", []) for exp in RW_EXPS}
 BALANCED_SHARE = "0.500"
+RW_SPLIT_SHARES = {exp: RW_SHARES[exp] + ([BALANCED_SHARE] if RW_BALANCED[exp] else []) for exp in RW_EXPS}
 FF = RW["fairface"]
 FF_CSVS = [f"{FF['root']}/fairface_label_{s}.csv" for s in ("train", "val")]
 from debias.experiments import reweighting_figures as _ff_figures
