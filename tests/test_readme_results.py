@@ -52,3 +52,29 @@ def test_readme_numbers_are_those_of_the_mini_run():
     readme = (ROOT / "README.md").read_text()
     assert readme_results.render(readme, MINI) == readme, (
         "README result snippets are stale: python -m debias.readme_results --results results/mini")
+
+
+def mini_table(name):
+    import pandas as pd
+
+    path = MINI / "tables" / name
+    if not path.is_file():
+        if os.environ.get("DEBIAS_REQUIRE_MINI_RESULTS"):
+            pytest.fail(f"{path} is missing: run the quick start first")
+        pytest.skip(f"no mini run in {MINI} (run the quick start first)")
+    return pd.read_csv(path)
+
+
+def test_readme_claims_on_colored_mnist_hold_in_the_mini_run():
+    d = mini_table("colored_mnist.csv").set_index(["method", "sigma2"]).acc_mean
+    assert d["gray", 0.02] > d["baseline", 0.02] + 0.30  # "gray far above baseline at 0.020"
+    assert d["lnl", 0.02] > d["baseline", 0.02] and d["lnl_adaptive", 0.02] > d["baseline", 0.02]
+    assert d["baseline", 0.05] > d["baseline", 0.02]
+
+
+def test_readme_claims_on_the_l2rw_grid_hold_in_the_mini_run():
+    d = mini_table("l2rw_mnist.csv").set_index(["method", "share"]).err_mean
+    base = d["baseline"].sort_index()
+    assert base[0.9] <= 0.15  # the baseline learns at 0.9 ...
+    assert base.iloc[-1] > base.iloc[0] + 0.2 and (base.diff().dropna() > -0.03).all()  # ... and fails as p grows
+    assert d["baseline", 0.99] - d["l2rw", 0.99] >= 0.10  # l2rw at least 10 points better at 0.99
