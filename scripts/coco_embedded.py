@@ -10,5 +10,5 @@ start_job(snakemake)  # noqa: F821
 
 from debias.data.mini.coco import write_embedded_coco  # noqa: E402
 
-p = snakemake.params  # noqa: F821
-print(write_embedded_coco(p.root, **dict(p.generator)))
+root = Path(snakemake.output[0]).parents[1]  # noqa: F821  (<root>/annotations/<file>)
+print(write_embedded_coco(root, **dict(snakemake.params.generator)))  # noqa: F821

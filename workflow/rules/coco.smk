@@ -7,7 +7,6 @@ if COCO["source"] == "embedded":
         output:
             coco_label_inputs(),
         params:
-            root=COCO["root"],
             generator=COCO.get("embedded", {}),
         log:
             f"{RESULTS}/logs/data/coco_embedded.log",
