@@ -7,7 +7,7 @@ if COCO["source"] == "embedded":
         output:
             coco_label_inputs(),
         params:
-            generator=COCO.get("embedded", {}),
+            generator=coco_sorted(COCO.get("embedded", {})),
         log:
             f"{RESULTS}/logs/data/coco_embedded.log",
         threads: 1
@@ -27,7 +27,7 @@ elif _coco_dl.missing(COCO):
             [str(p) for p in _coco_dl.label_files(COCO)],
             [directory(str(d)) for d in _coco_dl.image_dirs(COCO)],
         params:
-            section=COCO,
+            section=coco_sorted(COCO),
         log:
             f"{RESULTS}/logs/data/coco_download.log",
         threads: 1
@@ -48,7 +48,7 @@ rule coco_prepare:
         recipe=f"{COCO_PREPARED}/recipe.json",
     params:
         # only what the data depends on
-        section={k: COCO.get(k) for k in ("source", "root", "wang_dir", "split_seed", "gamma_seed", "image")},
+        section=coco_sorted({k: COCO.get(k) for k in ("source", "root", "wang_dir", "split_seed", "gamma_seed", "image")}),
     log:
         f"{RESULTS}/logs/coco/prepare.log",
     threads: threads_of("prepare")
@@ -71,10 +71,10 @@ rule coco_train:
         seeds=COCO["seeds"],
         state=lambda wc: [f"{COCO_STATE}/split={wc.split}/{wc.aug}/pairing={wc.pairing}/lr={wc.lr}/seed={s}.pt"
                           for s in COCO["seeds"]],
-        hparams=lambda wc: COCO["hparams"][wc.aug],  # this row's only: other rows' edits rerun nothing here
-        model=COCO["model"],
-        train=COCO["train"],
-        image=COCO["image"],
+        hparams=lambda wc: coco_sorted(COCO["hparams"][wc.aug]),  # this row's only: other rows' edits rerun nothing here
+        model=coco_sorted(COCO["model"]),
+        train=coco_sorted(COCO["train"]),
+        image=coco_sorted(COCO["image"]),
         device=config["device"],
     log:
         f"{RESULTS}/logs/coco/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}.log",
@@ -100,7 +100,7 @@ rule coco_dataset_leakage:
     output:
         f"{COCO_LEAK}/dataset/split={{split}}.json",
     params:
-        attacker=COCO["leakage"],
+        attacker=coco_sorted(COCO["leakage"]),
     log:
         f"{RESULTS}/logs/coco/leakage/dataset_split={{split}}.log",
     wildcard_constraints:
@@ -121,7 +121,7 @@ rule coco_model_leakage:
     output:
         f"{COCO_LEAK}/model/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/seed={{seed}}.json",
     params:
-        attacker=COCO["leakage"],
+        attacker=coco_sorted(COCO["leakage"]),
     log:
         f"{RESULTS}/logs/coco/leakage/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/seed={{seed}}.log",
     wildcard_constraints:
@@ -163,7 +163,7 @@ rule coco_tables:
         splits=COCO["splits"],
         augmentations=COCO["augmentations"],
         pairings=COCO["pairings"],
-        attacker=COCO["leakage"],
+        attacker=coco_sorted(COCO["leakage"]),
         model_keys=coco_table3_keys(),
         scale=config["scale"],
     log:

@@ -72,3 +72,13 @@ def coco_label_inputs():
     if COCO["source"] == "embedded":
         return [f"{COCO['root']}/annotations/{name}" for name in _coco_dl.ANNOTATION_FILES]
     return [str(p) for p in _coco_dl.label_files(COCO)]
+
+
+def coco_sorted(obj):
+    """``obj`` with every dict's keys sorted, so that params compare equal however the config file orders them
+    (Snakemake's params trigger compares their text)."""
+    if isinstance(obj, dict):
+        return {k: coco_sorted(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [coco_sorted(v) for v in obj]
+    return obj

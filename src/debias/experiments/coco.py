@@ -205,7 +205,7 @@ def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path
         z = split_logits(method, x["val"], pipe, train_cfg["eval_batch_size"])
         f1 = macro_f1(z.numpy() > 0, y["val"].cpu().numpy())
         history.append({"epoch": epoch + 1, "loss": losses.mean().item(), "val_macro_f1": f1})
-        if f1 > best["f1"]:
+        if f1 >= best["f1"]:  # ties go to the later epoch (at mini scale F1 is often 0 for several epochs)
             best = {"f1": f1, "epoch": epoch + 1, "state": copy.deepcopy(method.model_state())}
         last = epoch + 1 == epochs
         if last or time.monotonic() - last_save >= train_cfg["checkpoint_every_s"]:
@@ -216,7 +216,7 @@ def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path
     bar.close()
     run_time = time.monotonic() - t0
     return {"best_state": best["state"], "history": history,
-            "selected": {"epoch": best["epoch"], "rule": "best val macro-F1 (threshold 0.5)",
+            "selected": {"epoch": best["epoch"], "rule": "best val macro-F1 (threshold 0.5), ties to the later epoch",
                          "val_macro_f1": best["f1"]},
             "train_time_s": elapsed + run_time, "resumed_from_epoch": start,
             "images_per_s": images_seen / max(run_time, 1e-9)}
