@@ -38,7 +38,10 @@ from debias.models import Backbone
 
 
 def soft_targets(y: torch.Tensor, num_outputs: int) -> torch.Tensor:
-    """One-hot rows for class indices; float rows (multi-hot or already soft) as they are."""
+    """One-hot rows for class indices; a [B, 1] column for the labels of a one-logit binary model; float rows
+    (multi-hot or already soft) as they are."""
+    if y.dim() == 1 and num_outputs == 1:
+        return y.float()[:, None]
     if y.dim() == 1 and not y.is_floating_point():
         return F.one_hot(y, num_outputs).float()
     return y.float()
@@ -142,7 +145,8 @@ class NoMix(Method):
         self.class_weight = state.get("class_weight")
 
     def num_outputs(self) -> int:
-        return self.modules["g"].out_features
+        """Output width of the classifier: its last Linear layer's (the one-hot width of class-index targets)."""
+        return [m for m in self.modules["g"].modules() if isinstance(m, torch.nn.Linear)][-1].out_features
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         with autocast(x.device, self.use_autocast):
@@ -155,6 +159,8 @@ class NoMix(Method):
         return out.float()
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.shape[1] == 1:  # one-logit binary model: sigmoid cross-entropy whatever `loss` says
+            return weighted_bce(logits, target, None)
         if self.hp["loss"] == "bce":
             return weighted_bce(logits, target, self.class_weight)
         return soft_ce(logits, target)
