@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, snakemake, write_config
+from test_coco_workflow import tiny_coco
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -184,6 +185,7 @@ def tiny_reweighting(cfg):
 def tiny_everything(cfg):
     tiny(cfg, sigma2=(0.02,), methods=("baseline",), seeds=(0,), epochs=1)
     tiny_reweighting(cfg)
+    tiny_coco(cfg)
     cfg["benchmark"] = {"warmup": 0, "repeats": 1}
 
 
@@ -211,7 +213,7 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(tmp_path
     steps = pd.read_csv(res / "benchmarks/step_cost.csv")
     assert {"baseline", "l2rw", "lnl"} <= set(steps.method) and (steps.ms_per_step > 0).all()
     costs = pd.read_csv(res / "benchmarks/job_costs.csv")
-    assert sorted(costs.experiment) == ["colored_mnist"] + ["fairface"] * 3 + ["l2rw_mnist"] * 3
+    assert sorted(costs.experiment) == ["coco"] * 5 + ["colored_mnist"] + ["fairface"] * 3 + ["l2rw_mnist"] * 3
     assert (costs.wall_s > 0).all() and (costs.max_rss_mb > 0).all()
 
     # the report holds every table (CSV) and figure (PNG) the run wrote, with a caption naming the paper
@@ -219,9 +221,10 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(tmp_path
     snakemake("--configfile", path, "--report", report, check=True)
     html = report.read_text()
     made = [*res.glob("tables/*.csv"), *res.glob("figures/*.png"), *res.glob("benchmarks/*.csv")]
-    assert len(made) == 3 + 5 + 2
+    assert len(made) == 3 + 3 + 5 + 1 + 2  # + COCO's three tables and one figure
     for f in made:
         assert f'"name": "{f.name}"' in html, f
     assert "Learning Not to Learn (paper 003)" in html and "Example reweighting (paper 001)" in html
+    assert "bias amplification (paper 000)" in html
     assert '"paper": "Figure 4"' in html
 

@@ -82,3 +82,8 @@ def coco_sorted(obj):
     if isinstance(obj, list):
         return [coco_sorted(v) for v in obj]
     return obj
+
+
+def coco_bench_files():
+    """Snakemake's benchmark file of every COCO training job (gathered by rule job_costs)."""
+    return [f"{BENCH_JOBS}/coco/split={c[0]}/{c[1]}/pairing={c[2]}/lr={c[3]}.tsv" for c in coco_cells()]
