@@ -43,6 +43,8 @@ def write_config(tmp_path, mutate, base="mini.yaml"):
         cfg["mnist"]["root"] = str(tmp_path / "results" / "data" / "mnist")
     if cfg["reweighting"]["fairface"]["source"] == "embedded":
         cfg["reweighting"]["fairface"]["root"] = str(tmp_path / "results" / "data" / "fairface")
+    if cfg.get("coco", {}).get("source") == "embedded":
+        cfg["coco"]["root"] = str(tmp_path / "results" / "data" / "coco")
     mutate(cfg)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))

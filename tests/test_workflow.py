@@ -15,6 +15,7 @@ import yaml
 
 import report_browser
 from conftest import ROOT, snakemake, write_config
+from test_coco_workflow import tiny_coco
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -214,6 +215,7 @@ def tiny_reweighting(cfg):
 def tiny_everything(cfg):
     tiny(cfg, sigma2=(0.02,), methods=("baseline",), seeds=(0,), epochs=1)
     tiny_reweighting(cfg)
+    tiny_coco(cfg)
     cfg["benchmark"] = {"warmup": 0, "repeats": 1}
 
 
@@ -250,16 +252,19 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
     steps = pd.read_csv(res / "benchmarks/step_cost.csv")
     assert {"baseline", "l2rw", "lnl"} <= set(steps.method) and (steps.ms_per_step > 0).all()
     costs = pd.read_csv(res / "benchmarks/job_costs.csv")
-    assert sorted(costs.experiment) == ["colored_mnist"] + ["fairface"] * 3 + ["l2rw_mnist"] * 3
+    assert sorted(costs.experiment) == ["coco"] * 5 + ["colored_mnist"] + ["fairface"] * 3 + ["l2rw_mnist"] * 3
     assert (costs.wall_s > 0).all() and (costs.max_rss_mb > 0).all()
 
     # the report holds every table (CSV) and figure (PNG) the run wrote, with a caption naming the paper
     html = (res / "report.html").read_text()
     made = [*res.glob("tables/*.csv"), *res.glob("figures/*.png"), *res.glob("benchmarks/*.csv")]
-    assert len(made) == 3 + 5 + 2
+    # tables: colored MNIST, FairFace, L2RW grid + COCO's three; figures: colored MNIST, FairFace's 4 + their 4
+    # per-class companions + COCO's one; the two benchmark tables
+    assert len(made) == 3 + 3 + 9 + 1 + 2
     for f in made:
         assert f'"name": "{f.name}"' in html, f
     assert "Learning Not to Learn (paper 003)" in html and "Example reweighting (paper 001)" in html
+    assert "bias amplification (paper 000)" in html
 
     # one label per entry, saying which table or figure of the paper it reproduces, distinct within a listing:
     # a second label with two values would become a toggle that hides entries (see report_label in common.smk)

@@ -29,7 +29,8 @@ RULE_OUT = "benchmarks/step_cost.csv"  # the rule step_cost writes <results>/ben
 MANUAL_OUT = "results/benchmarks/step_cost_manual.csv"  # a hand run's default
 
 SGD = dict(lr=1e-3, momentum=0.9, weight_decay=0.0, steps=1, alpha=0.01, entropy_weight=0.01, grl_factor=0.1,
-           ramp_variable="epoch", ties="reference", meta_lr=1.0)
+           ramp_variable="epoch", ties="reference", meta_lr=1.0,
+           loss="ce", train_layers="all", label_weights="area", autocast=True)  # nomix, mixup, cutmix (Adam)
 
 
 VARIANTS = [("l2rw", "meta_gradient", "forward")]  # settings of a method worth timing on their own

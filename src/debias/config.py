@@ -51,6 +51,7 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     errors += _check_colored_mnist(config)
     errors += _check_reweighting(config)
+    errors += _check_coco(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -128,4 +129,44 @@ def _check_reweighting(config: dict[str, Any]) -> list[str]:
         # FairFace cannot be downloaded by a script: the other experiments still run; its jobs fail with this message
         print(f"WARNING: config key reweighting.fairface.root: {', '.join(missing)} not found; the FairFace jobs "
               "will fail until the release is placed there (see README, 'FairFace data')", file=sys.stderr)
+    return errors
+
+
+def _check_coco(config: dict[str, Any]) -> list[str]:
+    """The COCO section (optional): rows known, lr of Table 3 in the grid, crop sizes, data on disk."""
+    if "coco" not in config:
+        return []
+    from debias import methods
+    from debias.data import coco_download
+
+    section, errors = config["coco"], []
+    for aug in section["augmentations"]:
+        if aug not in section["hparams"]:
+            errors.append(f"config key coco.hparams: no entry for augmentation {aug!r}")
+            continue
+        cls, hp = method_entry(aug, section["hparams"][aug])
+        if cls not in methods.names():
+            errors.append(f"config key coco.hparams.{aug}: unknown method {cls!r}; expected one of "
+                          f"{', '.join(methods.names())}")
+            continue
+        for name in methods.get(cls).hparams:
+            if name not in hp and name not in ("lr", "pairing"):  # lr and pairing come from the grid
+                errors.append(f"config key coco.hparams.{aug}: method {cls!r} needs {name!r}")
+    if section["table3_lr"] not in section["lrs"]:
+        errors.append(f"config key coco.table3_lr: {section['table3_lr']} is not one of coco.lrs {section['lrs']}")
+    if section["table2_split"] not in section["splits"]:
+        errors.append(f"config key coco.table2_split: {section['table2_split']!r} is not one of coco.splits")
+    img = section["image"]
+    if not img["crop"] <= img["stored"] <= img["short_side"]:
+        errors.append(f"config key coco.image: expected crop <= stored <= short_side, found {img}")
+    if section["source"] == "wang" and not section.get("wang_dir"):
+        errors.append("config key coco.wang_dir: required when coco.source is 'wang'")
+    elif section["source"] != "embedded":
+        missing = coco_download.missing(section)
+        key = "coco.wang_dir and coco.root" if section["source"] == "wang" else "coco.root"
+        if missing and not config["allow_download"]:
+            errors.append(f"config key {key}: {', '.join(map(str, missing))} missing and allow_download is false; "
+                          "place COCO 2014 (and Wang et al.'s split files) there, or set allow_download: true")
+        elif missing and not section.get("download", {}).get("coco"):
+            errors.append("config key coco.download: the COCO data must be downloaded but no URL is set")
     return errors

@@ -169,3 +169,33 @@ def l2rw_lenet_backbone(num_outputs: int = 1, in_channels: int = 1, width: int =
     truncated_normal_init_(f)
     truncated_normal_init_(g)
     return Backbone(f, g)
+
+
+def resnet50_backbone(num_outputs: int, weights: str | None = "IMAGENET1K_V1") -> Backbone:
+    """torchvision's ResNet-50 (weights through torchvision's weights API and cache, $TORCH_HOME), its fc replaced
+    by a new Linear(2048, num_outputs): features = everything up to the pooled 2048-d vector."""
+    import torchvision
+
+    net = torchvision.models.resnet50(weights=weights)
+    head = nn.Linear(net.fc.in_features, num_outputs)
+    net.fc = nn.Identity()
+    return Backbone(net, head)
+
+
+def small_resnet_backbone(num_outputs: int, widths: Sequence[int] = (8, 16, 32)) -> Backbone:
+    """A small ResNet from scratch (the mini stand-in for ResNet-50), built from torchvision's BasicBlock:
+    conv3x3 stem, one BasicBlock per width (stride 2 from the second on), global average pool, linear head."""
+    from torchvision.models.resnet import BasicBlock
+
+    layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
+                               nn.ReLU(inplace=True)]
+    ch = widths[0]
+    for i, w in enumerate(widths):
+        stride = 1 if i == 0 else 2
+        down = None
+        if stride != 1 or ch != w:
+            down = nn.Sequential(nn.Conv2d(ch, w, 1, stride=stride, bias=False), nn.BatchNorm2d(w))
+        layers.append(BasicBlock(ch, w, stride=stride, downsample=down))
+        ch = w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return Backbone(nn.Sequential(*layers), nn.Linear(ch, num_outputs))

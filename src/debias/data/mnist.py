@@ -55,13 +55,16 @@ def read_mnist(root: str | Path, key: str = "mnist.root") -> dict[str, tuple[tor
 def download_mnist(root: str | Path, mirrors: list[str]) -> None:
     """Fetch the four gzipped IDX files from the first mirror that answers, check their md5, unpack them.
 
-    ``mirrors`` are base URLs (each ending in '/'); file names and md5 sums are torchvision's. Each file is
-    downloaded and unpacked in a temporary folder and moved into place only when complete.
+    ``mirrors`` are base URLs (each ending in '/'); file names and md5 sums are torchvision's. Downloads are
+    resumable (``debias.data.download``); each file is unpacked to a temporary name and renamed when complete.
     """
-    import tempfile
+    import gzip
+    import shutil
 
     from torchvision.datasets import MNIST
-    from torchvision.datasets.utils import download_url, extract_archive
+
+    from debias.data.download import download_file
+    from debias.io import atomic_path
 
     raw = raw_dir(root)
     raw.mkdir(parents=True, exist_ok=True)
@@ -69,16 +72,7 @@ def download_mnist(root: str | Path, mirrors: list[str]) -> None:
         target = raw / filename.removesuffix(".gz")
         if target.is_file():
             continue
-        errors = []
-        with tempfile.TemporaryDirectory(dir=raw, prefix=".download-") as tmp:
-            for mirror in mirrors:
-                try:
-                    download_url(mirror + filename, root=tmp, filename=filename, md5=md5)
-                    extract_archive(str(Path(tmp) / filename), tmp)
-                    break
-                except Exception as exc:  # try the next mirror, report all at the end
-                    errors.append(f"{mirror + filename}: {exc}")
-                    (Path(tmp) / filename).unlink(missing_ok=True)
-            else:
-                raise RuntimeError(f"could not download {filename} into {raw}:\n  " + "\n  ".join(errors))
-            (Path(tmp) / target.name).replace(target)
+        archive = download_file([mirror + filename for mirror in mirrors], raw / filename, md5=md5)
+        with gzip.open(archive, "rb") as src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        archive.unlink()

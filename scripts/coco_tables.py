@@ -1,0 +1,28 @@
+"""Rule coco_tables: Tables 1-3 (CSV, Markdown, LaTeX) and the leakage figure (PNG, PDF)."""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821  (snakemake is injected)
+
+from debias.jobs import start_job  # noqa: E402
+
+start_job(snakemake)  # noqa: F821
+
+import yaml  # noqa: E402
+
+from debias.experiments import coco  # noqa: E402
+
+sm = snakemake  # noqa: F821
+o, p = sm.output, sm.params
+paper = yaml.safe_load(Path(sm.input.paper).read_text())
+coco.table_splits(sm.input.recipe, paper["coco_splits"], dict(p.attacker), p.scale,
+                  SimpleNamespace(csv=o.splits_csv, md=o.splits_md, tex=o.splits_tex))
+coco.table_map(list(sm.input.metrics), paper["coco_map"], list(p.augmentations), p.scale,
+               SimpleNamespace(csv=o.map_csv, md=o.map_md, tex=o.map_tex))
+dataset = dict(zip(p.splits, sm.input.dataset))
+keys = [dict(zip(("split", "aug", "pairing", "seed"), k)) for k in p.model_keys]
+tidy = coco.table_leakage(dataset, list(zip(keys, sm.input.model)), paper["coco_leakage"], list(p.splits),
+                          list(p.augmentations), list(p.pairings), p.scale,
+                          SimpleNamespace(csv=o.leakage_csv, md=o.leakage_md, tex=o.leakage_tex))
+coco.figure_leakage(tidy, list(p.augmentations), p.scale, [o.png, o.pdf])

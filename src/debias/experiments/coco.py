@@ -1,0 +1,471 @@
+"""COCO gender leakage (paper 000, Tables 1-3): prepare, train, logits, leakage (called by the rules' scripts).
+
+- prepare: labels of both sources (``debias.data.coco``) and the images decoded once (short side, centre crop)
+  into ``data.pt`` (uint8); ``labels.pt`` holds objects, genders and γ-subsets (no images), so the leakage
+  and table jobs never load the images; ``recipe.json`` the sha256 of both, the recipe and the counts (Table 1).
+- train: one job per (split, augmentation, pairing, lr) cell and its seeds. Images stay whole on the device;
+  each step indexes a batch, makes the training view on the device (``image_pipeline``), and calls the
+  method's ``update`` (mixing happens inside the method). After every epoch, macro-F1 on val (threshold 0.5)
+  picks the checkpoint (G4); the chosen model gives mAP on the original test split and the logits for the
+  leakage jobs: the original train split through the training view (random crop + flip, unmixed), val and test
+  through the centre crop. Resumable state at epoch ends (model, optimiser, RNG, best checkpoint, history).
+- leakage: the attacker on ground-truth objects (dataset leakage) or on a model's logits (model leakage).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from debias.data import coco
+from debias.data.image_pipeline import Pipeline
+from debias.devices import resolve_device
+from debias.engine import NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, peak_memory_mb
+from debias.io import read_json, sha256_file, torch_save, write_json
+from debias.leakage import AttackerConfig, leakage
+from debias.metrics import macro_f1, mean_average_precision
+from debias.provenance import environment
+from debias.runner import fingerprint
+
+log = logging.getLogger(__name__)
+SPLIT_NAMES = {"none": "no balance", "gamma1": "γ = 1", "gamma2": "γ = 2", "gamma3": "γ = 3"}
+
+
+def gamma_of(split: str) -> int | None:
+    return None if split == "none" else int(split.removeprefix("gamma"))
+
+
+# -- prepare --------------------------------------------------------------------------------------------------
+
+
+def read_records(section: dict[str, Any]) -> coco.Records:
+    if section["source"] == "wang":
+        return coco.read_wang_source(section["wang_dir"])
+    return coco.read_captions_source(section["root"], section["split_seed"], coco.GAMMAS, section["gamma_seed"])
+
+
+def prepare(section: dict[str, Any], data_out: str, labels_out: str, recipe_out: str, threads: int = 4) -> dict:
+    rec = read_records(section)
+    img = section["image"]
+    images = {s: coco.decode_split(sp, section["root"], img["short_side"], img["stored"], threads,
+                                   where=f"{s} split, ") for s, sp in rec.splits.items()}
+    labels = {
+        "columns": rec.columns,
+        "splits": {s: {"objects": torch.from_numpy(sp.objects), "gender": torch.from_numpy(sp.gender),
+                       "image_id": torch.from_numpy(sp.image_id)} for s, sp in rec.splits.items()},
+        "subsets": {s: {int(g): torch.tensor(ids, dtype=torch.long) for g, ids in sub.items()}
+                    for s, sub in rec.subsets.items()},
+    }
+    torch_save({s: torch.from_numpy(x) for s, x in images.items()}, data_out)
+    torch_save(labels, labels_out)
+    counts = {s: sp.counts() for s, sp in rec.splits.items()}
+    for s, sub in rec.subsets.items():
+        for g, ids in sub.items():
+            counts[f"{s}_gamma{g}"] = coco.take(rec.splits[s], np.asarray(ids, dtype=np.int64)).counts()
+    recipe = {"source": section["source"], "image": img, "columns": rec.columns,
+              "category_ids": rec.category_ids, "counts": counts,
+              "files": {"root": section["root"], "wang_dir": section.get("wang_dir")},
+              "data_sha256": sha256_file(data_out), "labels_sha256": sha256_file(labels_out)}
+    if section["source"] != "wang":
+        recipe.update(split_seed=section["split_seed"], gamma_seed=section["gamma_seed"],
+                      man_words=sorted(coco.MAN_WORDS), woman_words=sorted(coco.WOMAN_WORDS))
+    write_json(recipe_out, recipe)
+    log.info("prepared %s: %s", data_out, counts)
+    return recipe
+
+
+# -- train ----------------------------------------------------------------------------------------------------
+
+
+def make_backbone(model: dict[str, Any], num_outputs: int):
+    from debias.models import resnet50_backbone, small_resnet_backbone
+
+    if model["arch"] == "resnet50":
+        return resnet50_backbone(num_outputs, model.get("weights"))
+    if model["arch"] == "small_resnet":
+        return small_resnet_backbone(num_outputs, model["widths"])
+    raise ValueError(f"config key coco.model.arch: {model['arch']!r}; expected resnet50 or small_resnet")
+
+
+@torch.no_grad()
+def split_logits(method, x: torch.Tensor, pipe: Pipeline, batch_size: int, train_view: bool = False,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    method.train(False)
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size]
+        xb = pipe.train_view(xb, generator) if train_view else pipe.eval_view(xb)
+        out.append(method.predict(xb).float().cpu())
+    method.train(True)
+    return torch.cat(out)
+
+
+def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: str, aug: str, pairing: str,
+          lr: float, seeds: list[int], data: str, labels: str, metrics: list[str], logits: list[str],
+          states: list[str], device: str, progress: bool = True) -> None:
+    from debias import methods
+    from debias.config import method_entry
+
+    dev = resolve_device(device)
+    images = torch.load(data, map_location="cpu", weights_only=True)
+    lab = torch.load(labels, map_location="cpu", weights_only=True)
+    gamma = gamma_of(split)
+    train_idx = (torch.arange(lab["splits"]["train"]["gender"].numel()) if gamma is None
+                 else lab["subsets"]["train"][gamma]).to(dev)
+    x = {s: images[s].to(dev) for s in coco.SPLITS}
+    y = {s: lab["splits"][s]["objects"].float().to(dev) for s in coco.SPLITS}
+    g = {s: lab["splits"][s]["gender"].to(dev) for s in coco.SPLITS}
+    pipe = Pipeline(crop=image["crop"], channels_last=train_cfg["channels_last"])
+    cls_name, hp = method_entry(aug, hparams)
+    hp = {**hp, "lr": lr, "pairing": pairing if pairing != "none" else "random",
+          "autocast": train_cfg.get("autocast", True)}
+    cls = methods.get(cls_name)
+    labels_sha, data_sha = sha256_file(labels), sha256_file(data)
+    for seed, metrics_out, logits_out, state_path in zip(seeds, metrics, logits, states):
+        run_id = f"coco/split={split}/{aug}/pairing={pairing}/lr={lr:.0e}/seed={seed}"
+        t_start, started_unix = time.monotonic(), time.time()
+        torch.manual_seed(seed)
+        method = cls(make_backbone(model, len(lab["columns"])), hp).to(dev)
+        if train_cfg["channels_last"]:
+            method.modules.to(memory_format=torch.channels_last)
+        method.attach({"train": {"y": y["train"][train_idx]}})
+        fp = fingerprint(cls_name, hp, train_cfg, model, image, labels_sha, data_sha, split, seed)
+        out = _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, Path(state_path), fp, run_id, progress)
+        method.modules.load_state_dict(out.pop("best_state"))
+        val_logits = split_logits(method, x["val"], pipe, train_cfg["eval_batch_size"])
+        test_logits = split_logits(method, x["test"], pipe, train_cfg["eval_batch_size"])
+        gen = torch.Generator(device=dev).manual_seed(seed + 12345)
+        train_logits = split_logits(method, x["train"], pipe, train_cfg["eval_batch_size"], True, gen)
+        res = {}
+        for s, z in (("val", val_logits), ("test", test_logits)):
+            truth = y[s].cpu().numpy()
+            m, used = mean_average_precision(z.numpy(), truth)
+            res[s] = {"mAP": m, "classes_in_mAP": used, "macro_f1": macro_f1(z.numpy() > 0, truth),
+                      "n": int(truth.shape[0])}
+        torch_save({"train": train_logits, "val": val_logits, "test": test_logits,
+                    "train_view": "random crop + flip (unmixed)", "eval_view": "centre crop"}, logits_out)
+        write_json(metrics_out, {
+            "experiment": "coco", "variant": {"split": split, "pairing": pairing, "lr": lr}, "method": aug,
+            "method_class": cls_name, "hparams": hp, "train": train_cfg, "model": model, "image": image,
+            "seed": seed, "labels_sha256": labels_sha, "data_sha256": data_sha,
+            "n_train": int(train_idx.numel()), "metrics": res, **out,
+            "wall_time_s": time.monotonic() - t_start, "started_unix": started_unix, "finished_unix": time.time(),
+            "peak_memory_mb": peak_memory_mb(dev), **environment(dev),
+        })
+        Path(state_path).unlink(missing_ok=True)
+        log.info("%s: test mAP %.4f (epoch %d of %d by val macro-F1)", run_id, res["test"]["mAP"],
+                 out["selected"]["epoch"], hp["epochs"])
+
+
+def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path, fp: str, run_id: str,
+         progress: bool) -> dict:
+    from tqdm import tqdm
+
+    n, bs, epochs = train_idx.numel(), train_cfg["batch_size"], hp["epochs"]
+    steps_per_epoch = -(-n // bs)
+    start, history, elapsed = 0, [], 0.0
+    best = {"f1": -1.0, "epoch": 0, "state": copy.deepcopy(method.model_state())}
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") == fp:
+            method.load_state_dict(state["method"])
+            _set_rng_state(state["rng"])
+            start, history, elapsed, best = state["epoch"], state["history"], state["elapsed_s"], state["best"]
+            log.info("%s: resumed from %s at epoch %d", run_id, state_path, start)
+        else:
+            log.warning("%s: saved state %s was made with other settings; starting afresh", run_id, state_path)
+    dev = train_idx.device
+    bar = tqdm(total=epochs * steps_per_epoch, initial=start * steps_per_epoch, desc=run_id, disable=not progress,
+               mininterval=5, unit="step")
+    method.train(True)
+    t0, last_save, images_seen = time.monotonic(), time.monotonic(), 0
+    for epoch in range(start, epochs):
+        order = train_idx[epoch_order(n, seed, epoch).to(dev)]
+        logs = []
+        for b in range(steps_per_epoch):
+            idx = order[b * bs : (b + 1) * bs]
+            if idx.numel() < 2:  # BatchNorm cannot train on one image
+                continue
+            batch = {"x": pipe.train_view(x["train"][idx]), "y": y["train"][idx], "group": g["train"][idx]}
+            logs.append(method.update(batch))
+            images_seen += idx.numel()
+            bar.update(1)
+        losses = torch.stack([step["loss"].float() for step in logs])
+        if not torch.isfinite(losses).all():
+            i = int((~torch.isfinite(losses)).nonzero()[0])
+            raise NonFiniteLoss(f"run {run_id}: loss = {losses[i].item()} at epoch {epoch}, step "
+                                f"{epoch * steps_per_epoch + i}; stopping")
+        z = split_logits(method, x["val"], pipe, train_cfg["eval_batch_size"])
+        f1 = macro_f1(z.numpy() > 0, y["val"].cpu().numpy())
+        history.append({"epoch": epoch + 1, "loss": losses.mean().item(), "val_macro_f1": f1})
+        if f1 >= best["f1"]:  # ties go to the later epoch (at mini scale F1 is often 0 for several epochs)
+            best = {"f1": f1, "epoch": epoch + 1, "state": copy.deepcopy(method.model_state())}
+        last = epoch + 1 == epochs
+        if last or time.monotonic() - last_save >= train_cfg["checkpoint_every_s"]:
+            torch_save({"run_id": run_id, "fingerprint": fp, "epoch": epoch + 1, "method": method.state_dict(),
+                        "rng": _rng_state(), "history": history, "best": best,
+                        "elapsed_s": elapsed + time.monotonic() - t0}, state_path)
+            last_save = time.monotonic()
+    bar.close()
+    run_time = time.monotonic() - t0
+    return {"best_state": best["state"], "history": history,
+            "selected": {"epoch": best["epoch"], "rule": "best val macro-F1 (threshold 0.5), ties to the later epoch",
+                         "val_macro_f1": best["f1"]},
+            "train_time_s": elapsed + run_time, "resumed_from_epoch": start,
+            "images_per_s": images_seen / max(run_time, 1e-9)}
+
+
+# -- leakage --------------------------------------------------------------------------------------------------
+
+
+def leakage_job(*, labels: str, split: str, attacker: dict, modes: list[str], out: str, logits: str | None = None,
+                seed: int = 0) -> dict:
+    lab = torch.load(labels, map_location="cpu", weights_only=True)
+    gender = {s: lab["splits"][s]["gender"].numpy() for s in coco.SPLITS}
+    if logits is None:
+        features = {s: lab["splits"][s]["objects"].numpy().astype(np.float32) for s in coco.SPLITS}
+        source = "ground-truth objects"
+    else:
+        z = torch.load(logits, map_location="cpu", weights_only=True)
+        features = {s: z[s].numpy() for s in coco.SPLITS}
+        source = f"model logits ({logits})"
+    gamma = gamma_of(split)
+    subset = None if gamma is None else lab["subsets"]["train"][gamma].numpy()
+    cfg = AttackerConfig(epochs=attacker["epochs"], lr=attacker["lr"], weight_decay=attacker["weight_decay"],
+                         batch_size=attacker["batch_size"], hidden=attacker["hidden"])
+    t0 = time.monotonic()
+    res = {mode: leakage(features, gender, subset, mode, attacker["rounds"], cfg, seed,
+                         attacker["n_train_per_group"], attacker["n_eval_per_group"]) for mode in modes}
+    record = {"split": split, "features": source, "attacker": attacker, "results": res,
+              "labels_sha256": sha256_file(labels), "time_s": time.monotonic() - t0}
+    write_json(out, record)
+    return record
+
+
+# -- tables ---------------------------------------------------------------------------------------------------
+
+
+def _fmt(mean: float, std: float, paper: float, digits: int = 2, flag: str = "", latex: bool = False) -> str:
+    pm = r"$\pm$" if latex else "±"
+    cell = f"{mean:.{digits}f}" + (f" {pm} {std:.{digits}f}" if not math.isnan(std) else "")
+    if not math.isnan(paper):
+        cell += f" [{paper:.{digits}f}{flag}, {mean - paper:+.{digits}f}]"
+    return cell
+
+
+def _render(wide, caption: str, label: str, out_md: str, out_tex: str, notes: list[str]) -> None:
+    from debias.io import write_text
+    from debias.tables import to_latex, to_markdown
+
+    md_notes = "".join(f"\n{n}\n" for n in notes)
+    write_text(out_md, f"{caption}\n\n" + to_markdown(wide) + md_notes)
+    write_text(out_tex, to_latex(wide, caption + " " + " ".join(notes), label))
+
+
+def table_splits(recipe_file: str, paper: dict, attacker: dict, scale: str, out) -> "Any":
+    import pandas as pd
+
+    from debias.io import write_text
+
+    counts = read_json(recipe_file)["counts"]
+    rows = [("no balance (train)", counts["train"]), ("γ = 1 (train)", counts["train_gamma1"]),
+            ("γ = 2 (train)", counts["train_gamma2"]), ("γ = 3 (train)", counts["train_gamma3"]),
+            ("val", counts["val"]), ("test", counts["test"])]
+    n_tr, n_ev = attacker["n_train_per_group"], attacker["n_eval_per_group"]
+    bal = {"man": f"{n_tr} / {n_ev} / {n_ev}", "woman": f"{n_tr} / {n_ev} / {n_ev}"}
+    records = []
+    for name, c in rows:
+        for gender in ("man", "woman"):
+            p = paper["values"].get(name, {}).get(gender, math.nan)
+            records.append({"attacker_balanced": False, "split": name, "gender": gender, "images": c[gender],
+                            "paper": p, "delta": c[gender] - p, "scale": scale})
+    tidy = pd.DataFrame(records)
+    write_text(out.csv, tidy.to_csv(index=False, float_format="%.6g"))
+    wide = pd.DataFrame(
+        {g: [_fmt(c[g], math.nan, paper["values"].get(n, {}).get(g, math.nan), 0) for n, c in rows] + [bal[g]]
+         for g in ("man", "woman")},
+        index=pd.Index([n for n, _ in rows] + ["balanced attacker: train / val / test (per round)"], name="split"))
+    caption = (f"COCO gender subset, images per split and gender [paper value, difference] ({scale} scale). "
+               f"Paper: {paper['table']}.")
+    _render(wide, caption, "tab:coco_splits", out.md, out.tex, [paper.get("notes", "").strip()])
+    return tidy
+
+
+def collect_map(metric_files: list[str]):
+    import pandas as pd
+
+    rows = []
+    for path in metric_files:
+        rec = read_json(path)
+        rows.append({"augmentation": rec["method"], "lr": rec["variant"]["lr"], "split": rec["variant"]["split"],
+                     "pairing": rec["variant"]["pairing"], "seed": rec["seed"],
+                     "test_map": 100 * rec["metrics"]["test"]["mAP"], "val_map": 100 * rec["metrics"]["val"]["mAP"],
+                     "selected_epoch": rec["selected"]["epoch"], "images_per_s": rec["images_per_s"],
+                     "device": rec["device_name"]})
+    return pd.DataFrame(rows)
+
+
+def table_map(metric_files: list[str], paper: dict, augs: list[str], scale: str, out):
+    from debias.io import write_text
+    from debias.tables import summarize
+
+    runs = collect_map(metric_files)
+    summary = summarize(runs, ["augmentation", "lr"], "test_map", "map")
+    summary["paper"] = [paper["values"].get(a, {}).get(_lr_key(lr), math.nan)
+                        for a, lr in zip(summary["augmentation"], summary["lr"])]
+    summary["delta"] = summary["map_mean"] - summary["paper"]
+    summary["scale"] = scale
+    write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
+    cells = summary.assign(cell=[_fmt(m, s, p, 3) for m, s, p in
+                                 zip(summary["map_mean"], summary["map_std"], summary["paper"])])
+    wide = cells.pivot(index="lr", columns="augmentation", values="cell")
+    wide = wide[[a for a in augs if a in wide.columns]].fillna("–")
+    wide.index = [f"{lr:.0e}" for lr in wide.index]
+    wide.index.name = "lr"
+    wide.columns = [AUG_NAMES.get(a, a) for a in wide.columns]
+    caption = (f"COCO gender subset, object mAP (%) on the original test split, mean ± std over seeds [paper value, "
+               f"difference] ({scale} scale). Paper: {paper['table']}.")
+    _render(wide, caption, "tab:coco_map", out.md, out.tex, [paper.get("notes", "").strip()])
+    return summary
+
+
+AUG_NAMES = {"nomix": "normal", "mixup": "mixup", "cutmix": "cutmix"}
+
+
+def _lr_key(lr: float) -> str:
+    return f"{lr:.0e}"
+
+
+def collect_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, str]]):
+    """Tidy rows: (attacker, pairing, split, what, scores...) from the leakage JSONs."""
+    import pandas as pd
+
+    rows = []
+    for split, path in dataset_files.items():
+        rec = read_json(path)
+        for mode, r in rec["results"].items():
+            rows.append({"attacker": mode, "split": split, "what": "dataset", "pairing": "any",
+                         "mean": 100 * r["mean"], "std": 100 * r["std"], "n_rounds": len(r["scores"]),
+                         "majority": 100 * r["test_majority_rate"]})
+    for key, path in model_files:
+        rec = read_json(path)
+        for mode, r in rec["results"].items():
+            rows.append({"attacker": mode, "split": key["split"], "what": key["aug"], "pairing": key["pairing"],
+                         "seed": key["seed"], "scores": [100 * s for s in r["scores"]],
+                         "n_rounds": len(r["scores"]), "majority": 100 * r["test_majority_rate"]})
+    return pd.DataFrame(rows)
+
+
+def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, str]], paper: dict,
+                  splits: list[str], augs: list[str], pairings: list[str], scale: str, out) -> "Any":
+    import pandas as pd
+
+    from debias.io import write_text
+
+    raw = collect_leakage(dataset_files, model_files)
+    ds = raw[raw["what"] == "dataset"].set_index(["attacker", "split"])
+    models = raw[raw["what"] != "dataset"]
+    order = [s for s in ("none", "gamma3", "gamma2", "gamma1") if s in splits]
+    records = []
+    for attacker in ("unbalanced", "balanced"):
+        for pairing in pairings:
+            for split in order:
+                row = {"attacker_balanced": attacker == "balanced", "augment_balanced": pairing == "balanced",
+                       "split": split, "attacker": attacker, "pairing": pairing}
+                d = ds.loc[(attacker, split)]
+                row.update(dataset_mean=d["mean"], dataset_std=d["std"], majority=d["majority"])
+                deltas = []
+                for aug in augs:
+                    pair = "none" if aug == "nomix" else pairing
+                    sel = models[(models["attacker"] == attacker) & (models["split"] == split)
+                                 & (models["what"] == aug) & (models["pairing"] == pair)]
+                    scores = [s for lst in sel["scores"] for s in lst]
+                    mean = float(np.mean(scores)) if scores else math.nan
+                    std = float(np.std(scores, ddof=1)) if len(scores) > 1 else math.nan
+                    row[f"{aug}_mean"], row[f"{aug}_std"], row[f"{aug}_n"] = mean, std, len(scores)
+                    row[f"{aug}_delta"] = mean - d["mean"]
+                    deltas.append(mean - d["mean"])
+                row["min_delta"] = float(np.nanmin(deltas)) if deltas else math.nan
+                key = f"{attacker}/{pairing}/{split}"
+                pv = paper["values"].get(key, {})
+                for col in ["dataset"] + augs + ["min_delta"]:
+                    row[f"{col}_paper"] = pv.get(col, math.nan)
+                row["min_delta_printed"] = pv.get("min_delta_printed", math.nan)
+                row["scale"] = scale
+                records.append(row)
+    tidy = pd.DataFrame(records)
+    write_text(out.csv, tidy.to_csv(index=False, float_format="%.6g"))
+    for latex, target in ((False, out.md), (True, out.tex)):
+        cells = []
+        for _, r in tidy.iterrows():
+            cell = {"attacker bal.": str(r["attacker_balanced"]), "augment bal.": str(r["augment_balanced"]),
+                    "split": SPLIT_NAMES[r["split"]],
+                    "dataset leakage": _fmt(r["dataset_mean"], r["dataset_std"], r["dataset_paper"], latex=latex)}
+            for aug in augs:
+                cell[AUG_NAMES.get(aug, aug)] = _fmt(r[f"{aug}_mean"], r[f"{aug}_std"], r[f"{aug}_paper"],
+                                                     latex=latex)
+            flag = "†" if not math.isnan(r["min_delta_printed"]) else ""
+            if latex and flag:
+                flag = r"$^\dagger$"
+            cell["min. bias ampl."] = _fmt(r["min_delta"], math.nan, r["min_delta_paper"], flag=flag, latex=latex)
+            cell["majority"] = f"{r['majority']:.2f}" if r["attacker"] == "unbalanced" else "50 (folded)"
+            cells.append(cell)
+        wide = pd.DataFrame(cells).set_index("attacker bal.")
+        caption = (f"COCO gender leakage (%), mean ± std over attacker rounds (and seeds) [paper value, difference]; "
+                   f"min. bias ampl. = min over augmentations of model − dataset leakage ({scale} scale). "
+                   f"Paper: {paper['table']}.")
+        notes = [paper.get("notes", "").strip(),
+                 "† the paper prints a value that its own columns contradict; the bracket holds the value recomputed "
+                 "from the printed columns (see config/paper_values.yaml).",
+                 "majority: share of the majority gender in test (an always-'man' attacker scores it)."]
+        from debias.tables import to_latex, to_markdown
+
+        if latex:
+            write_text(target, to_latex(wide, caption + " " + " ".join(notes[1:]), "tab:coco_leakage"))
+        else:
+            write_text(target, f"{caption}\n\n" + to_markdown(wide) + "".join(f"\n{n}\n" for n in notes))
+    return tidy
+
+
+def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> None:
+    """Model leakage and bias amplification vs split (γ = 1, 2, 3, no balance), unbalanced attacker, random
+    pairs; one line per augmentation, dataset leakage in black."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from debias.io import atomic_path
+
+    d = tidy[(tidy["attacker"] == "unbalanced") & (tidy["pairing"] == tidy["pairing"].iloc[0])]
+    xs_order = [s for s in ("gamma1", "gamma2", "gamma3", "none") if s in set(d["split"])]
+    d = d.set_index("split").loc[xs_order]
+    x = np.arange(len(xs_order))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    axes[0].plot(x, d["dataset_mean"], "k-o", label="dataset")
+    for aug in augs:
+        axes[0].errorbar(x, d[f"{aug}_mean"], yerr=d[f"{aug}_std"].fillna(0), marker="o", capsize=3,
+                         label=AUG_NAMES.get(aug, aug))
+        axes[1].plot(x, d[f"{aug}_delta"], marker="o", label=AUG_NAMES.get(aug, aug))
+        if d[f"{aug}_paper"].notna().any():
+            axes[0].plot(x, d[f"{aug}_paper"], ls="--", lw=1, color=axes[0].lines[-1].get_color())
+    axes[1].axhline(0, color="grey", lw=0.8)
+    for ax, ylabel in zip(axes, ("leakage (%)", "bias amplification Δ (points)")):
+        ax.set_xticks(x, [SPLIT_NAMES[s] for s in xs_order])
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"COCO gender leakage vs training split, unbalanced attacker ({scale} scale; dashed: paper)",
+                 fontsize=10)
+    fig.tight_layout()
+    for o in outputs:
+        with atomic_path(o) as tmp:
+            fig.savefig(tmp, format=str(o).rsplit(".", 1)[-1], dpi=150)
+    plt.close(fig)

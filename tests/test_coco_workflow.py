@@ -1,0 +1,108 @@
+"""COCO gender workflow: the full config's DAG has every cell of Tables 2 and 3 as a GPU job; missing data with
+downloads off stops the run before any job; the paper values' Table 3 checks."""
+
+import re
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake, write_config
+
+
+def train_cells(stdout: str) -> dict[tuple, str]:
+    cells = {}
+    for block in stdout.split("\nrule ")[1:]:
+        if not block.startswith("coco_train:"):
+            continue
+        m = re.search(r"runs/coco/split=(\w+)/(\w+)/pairing=(\w+)/lr=([\de.+-]+)/seed=\d+/metrics\.json", block)
+        cells[m.groups()] = block
+    return cells
+
+
+def test_full_config_dry_run_lists_every_cell_of_tables_2_and_3_as_a_gpu_job():
+    proc = snakemake("-n", "--forceall", "--cores", 8, "--resources", "gpu=2", "-p", "coco", check=True)
+    cells = train_cells(proc.stdout)
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())["coco"]
+    lr = lambda v: f"{v:.0e}"  # noqa: E731
+    pair = lambda aug, p: "none" if aug == "nomix" else p  # noqa: E731
+    table2 = {("none", aug, pair(aug, "random"), lr(v)) for v in cfg["lrs"] for aug in ("nomix", "mixup", "cutmix")}
+    table3 = {(s, aug, pair(aug, p), "1e-03") for s in ("none", "gamma1", "gamma2", "gamma3")
+              for aug in ("nomix", "mixup", "cutmix") for p in ("random", "balanced")}
+    assert len(table2) == 9 and len(table3) == 20
+    assert set(cells) == table2 | table3  # 26 jobs: the three lr 1e-3 no-balance random cells are shared
+    assert all("gpu=1" in block for block in cells.values())
+    leak = [b for b in proc.stdout.split("\nrule ")[1:] if b.startswith("coco_model_leakage:")]
+    assert len(leak) == 20 and all("gpu=" not in b for b in leak)
+
+
+def test_missing_coco_with_downloads_off_stops_before_any_job(tmp_path):
+    def mutate(cfg):
+        cfg["allow_download"] = False
+        cfg["coco"] = yaml.safe_load((ROOT / "config/config.yaml").read_text())["coco"]
+        cfg["coco"]["root"] = str(tmp_path / "nowhere")
+        cfg["coco"]["wang_dir"] = str(tmp_path / "nowhere" / "wang")
+
+    path = write_config(tmp_path, mutate)
+    proc = snakemake("coco", "-n", "--cores", 1, "--configfile", path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key coco.wang_dir and coco.root" in out and "nowhere/wang/train.data" in out
+    assert "allow_download is false" in out and "rule coco_" not in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_augmentation_and_table3_lr_outside_the_grid_are_rejected(tmp_path):
+    def mutate(cfg):
+        cfg["coco"]["augmentations"].append("mixmatch")
+        cfg["coco"]["hparams"]["mixmatch"] = dict(cfg["coco"]["hparams"]["nomix"])
+        cfg["coco"]["table3_lr"] = 0.5
+
+    proc = snakemake("coco", "-n", "--cores", 1, "--configfile", write_config(tmp_path, mutate))
+    out = proc.stdout + proc.stderr
+    assert "config key coco.hparams.mixmatch: unknown method 'mixmatch'" in out
+    assert "config key coco.table3_lr: 0.5 is not one of coco.lrs" in out
+
+
+def test_paper_table3_minimum_amplification_recomputed_and_the_two_printed_errors_flagged():
+    values = yaml.safe_load((ROOT / "config/paper_values.yaml").read_text())["coco_leakage"]["values"]
+    flagged = set()
+    for key, row in values.items():
+        recomputed = min(row["mixup"], row["cutmix"], row["nomix"]) - row["dataset"]
+        assert abs(recomputed - row["min_delta"]) < 0.006, key
+        if "min_delta_printed" in row:
+            flagged.add(key)
+            assert abs(row["min_delta_printed"] - row["min_delta"]) > 0.3
+    assert flagged == {"unbalanced/random/none", "balanced/balanced/gamma1"}
+
+
+def tiny_coco(cfg):
+    c = cfg["coco"]
+    c["root"] = cfg["results"] + "/data/coco"
+    c["embedded"].update(n_train=120, n_val=160)
+    c["lrs"], c["table3_lr"], c["splits"] = [1.0e-2], 1.0e-2, ["none"]
+    for hp in c["hparams"].values():
+        hp["epochs"] = 1
+    c["leakage"].update(rounds=2, epochs=2, n_train_per_group=20, n_eval_per_group=10)
+
+
+@pytest.mark.slow
+def test_mini_coco_slice_builds_the_tables_and_one_row_edit_reruns_only_that_row(tmp_path):
+    path = write_config(tmp_path, tiny_coco)
+    snakemake("coco", "--cores", 2, "--configfile", path, check=True)
+    results = tmp_path / "results"
+    for name in ("coco_splits", "coco_map", "coco_leakage"):
+        for ext in ("csv", "md", "tex"):
+            assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
+    assert (results / "figures" / "coco_leakage.png").is_file()
+    leak = pd.read_csv(results / "tables" / "coco_leakage.csv")
+    assert len(leak) == 2 * 2 and leak["dataset_mean"].between(0, 100).all()
+    # edit the mixup row only: its training jobs, their leakage and the tables rerun, nothing else
+    cfg = yaml.safe_load(path.read_text())
+    cfg["coco"]["hparams"]["mixup"]["alpha"] = 0.5
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(cfg, sort_keys=True))  # another key order: no effect on its own
+    proc = snakemake("coco", "-n", "--cores", 2, "--configfile", edited, check=True)
+    cells = train_cells(proc.stdout)
+    assert cells and {aug for _, aug, _, _ in cells} == {"mixup"}
+    assert "rule coco_prepare:" not in proc.stdout and "rule coco_embedded:" not in proc.stdout

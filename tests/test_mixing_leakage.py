@@ -1,0 +1,242 @@
+"""Mixup / CutMix, multi-label metrics, the device image pipeline, the leakage attacker."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from debias import methods
+from debias.data.image_pipeline import Pipeline, crop_flip
+from debias.leakage import AttackerConfig, attacker_mlp, leakage
+from debias.methods.mixing import balanced_partners, reference_class_weights
+from debias.metrics import average_precision, folded_accuracy, macro_f1, mean_average_precision
+from debias.models import Backbone
+
+HP = dict(lr=1e-3, weight_decay=1e-5, loss="bce", train_layers="all", alpha=1.0, pairing="random",
+          label_weights="area", autocast=False)
+
+
+def tiny_backbone(k=5, c=3):
+    f = nn.Sequential(nn.Conv2d(c, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Backbone(f, nn.Linear(4, k))
+
+
+def multilabel_batch(n=16, k=5, h=12, w=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"x": torch.rand(n, 3, h, w, generator=g), "y": (torch.rand(n, k, generator=g) < 0.4).float(),
+            "group": (torch.arange(n) % 4 == 0).long()}
+
+
+# -- CutMix -------------------------------------------------------------------------------------------------
+
+
+def test_cutmix_lambda_is_one_minus_pasted_area_with_clipped_boxes():
+    torch.manual_seed(0)
+    m = methods.get("cutmix")(tiny_backbone(), HP)
+    n, h, w = 400, 12, 10
+    b = {"x": torch.zeros(n, 1, h, w), "y": torch.eye(5)[torch.arange(n) % 5], "group": torch.zeros(n)}
+    # partner images are all ones: count the pasted pixels independently of the box code
+    b["x"][n // 2 :] = 1.0
+    b["y"][n // 2 :] = torch.eye(5)[(torch.arange(n // 2) + 1) % 5]  # every partner of another class
+    m.partners = lambda batch: (torch.cat([torch.arange(n // 2, n), torch.arange(n // 2)]), torch.ones(n, dtype=torch.bool))
+    x_mix, y_mix, _ = m.mix(b)
+    x_mix = x_mix[: n // 2]
+    pasted = x_mix.reshape(n // 2, -1).sum(1) / (h * w)
+    y_self, y_partner = b["y"][: n // 2], b["y"][n // 2 :]
+    lam_from_y = (y_mix[: n // 2] * y_self).sum(1)  # one-hot rows of different classes: λ is y_self's weight
+    assert torch.allclose(lam_from_y, 1 - pasted, atol=1e-6)
+    assert torch.allclose((y_mix[: n // 2] * y_partner).sum(1), pasted, atol=1e-6)
+    # the box is a rectangle, and some boxes were clipped at the border (smaller than the drawn cut)
+    touching = ((x_mix[:, 0, 0, :].sum(1) > 0) | (x_mix[:, 0, -1, :].sum(1) > 0) | (x_mix[:, 0, :, 0].sum(1) > 0)
+                | (x_mix[:, 0, :, -1].sum(1) > 0))
+    assert touching.sum() > 20
+    for img in x_mix[:, 0]:
+        rows, cols = img.sum(1) > 0, img.sum(0) > 0
+        assert img.sum() == rows.sum() * cols.sum()
+
+
+def test_cutmix_seed_label_weights_use_the_drawn_lambda_on_the_partner():
+    torch.manual_seed(1)
+    m = methods.get("cutmix")(tiny_backbone(), {**HP, "label_weights": "seed", "lam": "batch"})
+    n = 8
+    b = {"x": torch.zeros(n, 1, 16, 16), "y": torch.eye(5)[torch.zeros(n, dtype=torch.long)], "group": torch.zeros(n)}
+    b["y"][n // 2 :] = torch.eye(5)[1]
+    m.partners = lambda batch: (torch.cat([torch.arange(n // 2, n), torch.arange(n // 2)]), torch.ones(n, dtype=torch.bool))
+    _, y_mix, _ = m.mix(b)
+    lam0 = y_mix[0, 1].item()  # partner's weight = the drawn λ (one per batch here)
+    assert torch.allclose(y_mix[: n // 2, 1], torch.full((n // 2,), lam0))
+    assert torch.allclose(y_mix.sum(1), torch.ones(n))
+
+
+# -- mixup and losses ---------------------------------------------------------------------------------------
+
+
+def test_mixup_mixes_images_and_targets_with_the_same_lambda():
+    torch.manual_seed(2)
+    m = methods.get("mixup")(tiny_backbone(), HP)
+    b = multilabel_batch()
+    partner = torch.randperm(16)
+    m.partners = lambda batch: (partner, torch.ones(16, dtype=torch.bool))
+    x_mix, y_mix, _ = m.mix(b)
+    # recover λ from one pixel and check every pixel and every target entry against it
+    lam = ((x_mix - b["x"][partner]) / (b["x"] - b["x"][partner]))[:, 0, 0, 0]
+    expect_x = lam.view(-1, 1, 1, 1) * b["x"] + (1 - lam.view(-1, 1, 1, 1)) * b["x"][partner]
+    assert torch.allclose(x_mix, expect_x, atol=1e-5)
+    assert torch.allclose(y_mix, lam[:, None] * b["y"] + (1 - lam[:, None]) * b["y"][partner], atol=1e-5)
+    assert lam.std() > 0.05  # one λ per sample (G6)
+
+
+def test_mixed_weighted_bce_equals_lambda_weighted_sum_of_two_bces():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(6, 5))
+    ya = (rng.random((6, 5)) < 0.5).astype(float)
+    yb = (rng.random((6, 5)) < 0.5).astype(float)
+    lam = rng.random((6, 1))
+    w = rng.uniform(0.5, 3.0, 5)
+
+    def bce(y):  # written out: w_c * -(y log σ(z) + (1-y) log(1-σ(z))), mean over all entries
+        s = 1 / (1 + np.exp(-z))
+        return (w * -(y * np.log(s) + (1 - y) * np.log(1 - s))).mean(1)
+
+    expected = (lam[:, 0] * bce(ya) + (1 - lam[:, 0]) * bce(yb)).mean()
+    m = methods.get("nomix")(tiny_backbone(), HP)
+    m.class_weight = torch.tensor(w)
+    got = m.loss(torch.tensor(z), torch.tensor(lam * ya + (1 - lam) * yb)).item()
+    assert abs(got - expected) < 1e-10
+
+
+def test_class_weights_are_neg_over_pos_and_clamped_where_absent():
+    y = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]])
+    w = reference_class_weights(y)
+    assert w.tolist() == pytest.approx([1 / 3, 3.0, 3.0])  # class 2 absent: the largest weight present, not 4 / 1e-15
+
+
+def test_soft_ce_on_class_indices_equals_cross_entropy():
+    m = methods.get("mixup")(tiny_backbone(k=4), {**HP, "loss": "ce"})
+    z, y = torch.randn(7, 4), torch.randint(0, 4, (7,))
+    from debias.methods.mixing import soft_targets
+
+    assert torch.allclose(m.loss(z, soft_targets(y, 4)), nn.functional.cross_entropy(z, y))
+
+
+def test_balanced_pairing_always_pairs_a_man_with_a_woman():
+    torch.manual_seed(0)
+    for trial in range(50):
+        group = (torch.rand(32) < 0.3).long()
+        partner, paired = balanced_partners(group)
+        if group.min() == group.max():
+            assert not paired.any()
+            continue
+        assert paired.all() and (group[partner] != group).all()
+    one_side = torch.zeros(5, dtype=torch.long)
+    partner, paired = balanced_partners(one_side)
+    assert not paired.any() and partner.tolist() == list(range(5))
+
+
+def test_balanced_methods_need_the_group_field_and_train_a_step():
+    m = methods.get("cutmix")(tiny_backbone(), {**HP, "pairing": "balanced"})
+    assert "group" in m.needs
+    b = multilabel_batch()
+    m.attach({"train": {"y": b["y"]}})
+    logs = m.update(b)
+    assert torch.isfinite(logs["loss"]) and logs["unpaired"].item() == 0
+
+
+def test_head_only_training_leaves_the_features_unchanged_but_moves_bn_statistics():
+    m = methods.get("nomix")(tiny_backbone(), {**HP, "train_layers": "head"})
+    b = multilabel_batch()
+    m.attach({"train": {"y": b["y"]}})
+    conv = m.modules["f"][0].weight.clone()
+    bn = m.modules["f"][1].running_mean.clone()
+    head = m.modules["g"].weight.clone()
+    m.update(b)
+    assert torch.equal(conv, m.modules["f"][0].weight)
+    assert not torch.equal(bn, m.modules["f"][1].running_mean)
+    assert not torch.equal(head, m.modules["g"].weight)
+
+
+# -- metrics ------------------------------------------------------------------------------------------------
+
+
+def test_map_and_macro_f1_against_scikit_learn():
+    from sklearn.metrics import average_precision_score, f1_score
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((300, 7)) < 0.2).astype(int)
+    scores = rng.normal(size=(300, 7)) + y
+    scores[:, 2] = np.round(scores[:, 2])  # ties
+    for c in range(7):
+        assert abs(average_precision(scores[:, c], y[:, c]) - average_precision_score(y[:, c], scores[:, c])) < 1e-12
+    m, used = mean_average_precision(scores, y)
+    assert used == 7 and abs(m - average_precision_score(y, scores, average="macro")) < 1e-12
+    pred = scores > 0.5
+    pred[:, 4] = False
+    y[:, 4] = 0  # a class with neither predictions nor positives counts 0, as sklearn's zero_division=0
+    assert abs(macro_f1(pred, y) - f1_score(y, pred, average="macro", zero_division=0)) < 1e-12
+
+
+def test_map_leaves_out_classes_without_positives():
+    y = np.array([[1, 0], [0, 0], [1, 0]])
+    s = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.3]])
+    m, used = mean_average_precision(s, y)
+    assert used == 1 and abs(m - (1 / 1 * 0.5 + 2 / 3 * 0.5)) < 1e-12  # hand-computed AP of class 0
+
+
+def test_folded_accuracy_by_hand():
+    assert folded_accuracy(0.3) == pytest.approx(0.7)
+    assert folded_accuracy(0.75) == pytest.approx(0.75)
+    assert folded_accuracy(0.5) == 0.5
+
+
+# -- image pipeline -----------------------------------------------------------------------------------------
+
+
+def test_crop_flip_matches_a_per_sample_loop():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (9, 3, 11, 13), dtype=torch.uint8, generator=g)
+    top = torch.randint(0, 11 - 6 + 1, (9,), generator=g)
+    left = torch.randint(0, 13 - 6 + 1, (9,), generator=g)
+    flip = torch.rand(9, generator=g) < 0.5
+    got = crop_flip(x, top, left, flip, 6)
+    for i in range(9):
+        ref = x[i, :, top[i] : top[i] + 6, left[i] : left[i] + 6]
+        if flip[i]:
+            ref = ref.flip(-1)
+        assert torch.equal(got[i], ref)
+
+
+def test_pipeline_views_normalise_like_torchvision():
+    import torchvision.transforms.functional as TF
+
+    x = torch.randint(0, 256, (4, 3, 10, 10), dtype=torch.uint8)
+    p = Pipeline(crop=8, channels_last=True)
+    ev = p.eval_view(x)
+    ref = TF.normalize(TF.center_crop(x, [8, 8]).float() / 255, list(p.mean), list(p.std))
+    assert torch.allclose(ev, ref, atol=1e-5) and ev.is_contiguous(memory_format=torch.channels_last)
+    tr = p.train_view(x, torch.Generator().manual_seed(0))
+    assert tr.shape == (4, 3, 8, 8) and tr.dtype == torch.float32
+
+
+# -- leakage ------------------------------------------------------------------------------------------------
+
+
+def test_attacker_architecture_is_wangs():
+    m = attacker_mlp(79)
+    kinds = [type(layer).__name__ for layer in m]
+    assert kinds == ["BatchNorm1d"] + ["Linear", "BatchNorm1d", "LeakyReLU"] * 3 + ["Linear"]
+    assert [layer.out_features for layer in m if isinstance(layer, nn.Linear)] == [300, 300, 300, 2]
+
+
+def test_leakage_finds_a_planted_signal_and_not_noise():
+    rng = np.random.default_rng(0)
+    gender = {s: (rng.random(n) < 0.3).astype(int) for s, n in (("train", 600), ("val", 300), ("test", 300))}
+    noise = {s: rng.normal(size=(len(g), 6)) for s, g in gender.items()}
+    signal = {s: noise[s] + 3.0 * gender[s][:, None] for s in gender}
+    cfg = AttackerConfig(epochs=8, lr=1e-3, batch_size=64, hidden=32)
+    kw = dict(rounds=2, cfg=cfg, n_train_per_group=150, n_eval_per_group=80)
+    strong = leakage(signal, gender, None, "balanced", **kw)
+    weak = leakage(noise, gender, None, "balanced", **kw)
+    assert strong["mean"] > 0.9 and 0.5 <= weak["mean"] < 0.62
+    unbal = leakage(noise, gender, np.arange(400), "unbalanced", **kw)
+    # noise: an unbalanced attacker can do no better than (about) the majority rate
+    assert abs(unbal["mean"] - unbal["test_majority_rate"]) < 0.06

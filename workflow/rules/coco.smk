@@ -1,0 +1,177 @@
+# COCO gender leakage (paper 000): data -> prepare -> train (split x augmentation x pairing x lr, GPU) ->
+# logits -> leakage (dataset and model) -> Tables 1-3 and a figure. Paths and grid: coco_common.smk.
+
+if COCO["source"] == "embedded":
+
+    rule coco_embedded:
+        output:
+            coco_label_inputs(),
+        params:
+            generator=coco_sorted(COCO.get("embedded", {})),
+        log:
+            f"{RESULTS}/logs/data/coco_embedded.log",
+        threads: 1
+        resources:
+            **res("prepare"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/coco_embedded.py"
+
+elif _coco_dl.missing(COCO):
+    # defined only while files are missing (never deletes a user's COCO); config.py stops the run before any
+    # job when allow_download is false
+
+    rule coco_download:
+        output:
+            [str(p) for p in _coco_dl.label_files(COCO)],
+            [directory(str(d)) for d in _coco_dl.image_dirs(COCO)],
+        params:
+            section=coco_sorted(COCO),
+        log:
+            f"{RESULTS}/logs/data/coco_download.log",
+        threads: 1
+        resources:
+            **res("prepare"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/coco_download.py"
+
+
+rule coco_prepare:
+    input:
+        coco_label_inputs(),
+    output:
+        data=f"{COCO_PREPARED}/data.pt",
+        labels=f"{COCO_PREPARED}/labels.pt",
+        recipe=f"{COCO_PREPARED}/recipe.json",
+    params:
+        # only what the data depends on
+        section=coco_sorted({k: COCO.get(k) for k in ("source", "root", "wang_dir", "split_seed", "gamma_seed", "image")}),
+    log:
+        f"{RESULTS}/logs/coco/prepare.log",
+    threads: threads_of("prepare")
+    resources:
+        **res("prepare"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/coco_prepare.py"
+
+
+rule coco_train:
+    input:
+        data=rules.coco_prepare.output.data,
+        labels=rules.coco_prepare.output.labels,
+    output:
+        metrics=[coco_run("{split}", "{aug}", "{pairing}", "{lr}", s, "metrics.json") for s in COCO["seeds"]],
+        logits=[coco_run("{split}", "{aug}", "{pairing}", "{lr}", s, "logits.pt") for s in COCO["seeds"]],
+    params:
+        seeds=COCO["seeds"],
+        state=lambda wc: [f"{COCO_STATE}/split={wc.split}/{wc.aug}/pairing={wc.pairing}/lr={wc.lr}/seed={s}.pt"
+                          for s in COCO["seeds"]],
+        hparams=lambda wc: coco_sorted(COCO["hparams"][wc.aug]),  # this row's only: other rows' edits rerun nothing here
+        model=coco_sorted(COCO["model"]),
+        train=coco_sorted(COCO["train"]),
+        image=coco_sorted(COCO["image"]),
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/coco/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}.log",
+    benchmark:
+        f"{BENCH_JOBS}/coco/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}.tsv"
+    wildcard_constraints:
+        split="none|gamma[123]",
+        aug=r"[A-Za-z0-9_]+",
+        pairing="none|random|balanced",
+        lr=r"\d(\.\d+)?e[-+]\d+",
+    threads: threads_of("train")
+    resources:
+        **res("train"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/coco_train.py"
+
+
+rule coco_dataset_leakage:
+    input:
+        labels=rules.coco_prepare.output.labels,
+    output:
+        f"{COCO_LEAK}/dataset/split={{split}}.json",
+    params:
+        attacker=coco_sorted(COCO["leakage"]),
+    log:
+        f"{RESULTS}/logs/coco/leakage/dataset_split={{split}}.log",
+    wildcard_constraints:
+        split="none|gamma[123]",
+    threads: 1
+    resources:
+        **res("aggregate"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/coco_leakage.py"
+
+
+rule coco_model_leakage:
+    input:
+        labels=rules.coco_prepare.output.labels,
+        logits=coco_run("{split}", "{aug}", "{pairing}", "{lr}", "{seed}", "logits.pt"),
+    output:
+        f"{COCO_LEAK}/model/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/seed={{seed}}.json",
+    params:
+        attacker=coco_sorted(COCO["leakage"]),
+    log:
+        f"{RESULTS}/logs/coco/leakage/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/seed={{seed}}.log",
+    wildcard_constraints:
+        split="none|gamma[123]",
+        pairing="none|random|balanced",
+    threads: 1
+    resources:
+        **res("aggregate"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/coco_leakage.py"
+
+
+rule coco_tables:
+    input:
+        recipe=rules.coco_prepare.output.recipe,
+        metrics=coco_table2_metrics(),
+        dataset=expand(f"{COCO_LEAK}/dataset/split={{split}}.json", split=COCO["splits"]),
+        model=[coco_model_leakage(*k) for k in coco_table3_keys()],
+        paper="config/paper_values.yaml",
+    output:
+        splits_csv=report(f"{RESULTS}/tables/coco_splits.csv", caption="../report/coco_splits.rst",
+                          category=COCO_REPORT, labels=report_label("the paper's Table 1: images per split and gender")),
+        splits_md=f"{RESULTS}/tables/coco_splits.md",
+        splits_tex=f"{RESULTS}/tables/coco_splits.tex",
+        map_csv=report(f"{RESULTS}/tables/coco_map.csv", caption="../report/coco_map.rst",
+                       category=COCO_REPORT, labels=report_label("the paper's Table 2: test mAP per learning rate and augmentation")),
+        map_md=f"{RESULTS}/tables/coco_map.md",
+        map_tex=f"{RESULTS}/tables/coco_map.tex",
+        leakage_csv=report(f"{RESULTS}/tables/coco_leakage.csv", caption="../report/coco_leakage.rst",
+                           category=COCO_REPORT, labels=report_label("the paper's Table 3: dataset and model leakage, bias amplification")),
+        leakage_md=f"{RESULTS}/tables/coco_leakage.md",
+        leakage_tex=f"{RESULTS}/tables/coco_leakage.tex",
+        png=report(f"{RESULTS}/figures/coco_leakage.png", caption="../report/coco_figure.rst",
+                   category=COCO_REPORT, labels=report_label("the paper's Table 3, plotted: leakage and amplification per split")),
+        pdf=f"{RESULTS}/figures/coco_leakage.pdf",
+    params:
+        splits=COCO["splits"],
+        augmentations=COCO["augmentations"],
+        pairings=COCO["pairings"],
+        attacker=coco_sorted(COCO["leakage"]),
+        model_keys=coco_table3_keys(),
+        scale=config["scale"],
+    log:
+        f"{RESULTS}/logs/coco/tables.log",
+    threads: 1
+    resources:
+        **res("aggregate"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/coco_tables.py"
