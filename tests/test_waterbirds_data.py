@@ -166,3 +166,24 @@ def test_a_broken_archive_leaves_no_release_folder(tmp_path, server):
     with pytest.raises(DownloadError, match="not a readable tar archive"):
         wb.download(tmp_path / "data", "wilds", url + "bad.tar.gz")
     assert not (tmp_path / "data" / "waterbirds_v1.0").exists()
+
+
+# -- the mini Waterbirds ------------------------------------------------------------------------------------
+
+
+def test_mini_waterbirds_is_read_by_the_loader_with_the_planted_split(tmp_path):
+    from debias.data.mini.waterbirds import write_embedded_waterbirds
+
+    counts = write_embedded_waterbirds(tmp_path, n_train=100, n_val=40, n_test=40, size=32, seed=0)
+    # by hand: train 23 waterbirds (1 on land = round(1.15)), 77 landbirds (4 on water = round(3.85));
+    # val/test 9 waterbirds, 31 landbirds, each split in halves over the backgrounds
+    assert counts == {"train": [73, 4, 1, 22], "val": [15, 16, 4, 5], "test": [15, 16, 4, 5]}
+    folder = wb.dataset_dir(tmp_path)
+    assert folder.name == "waterbird_complete95_forest2water2"
+    meta = wb.read_metadata(folder / "metadata.csv")
+    assert wb.group_counts(meta) == counts
+    assert all(("Waterbird" in name.split("/")[0]) == bool(y) for name, y in zip(meta.img_filename, meta.y))
+    x = wb.decode_images(meta, np.arange(len(meta.y)), 32, 32, threads=2, progress=False).astype(float)
+    mean = x.mean(axis=(2, 3))  # [N, 3] RGB
+    water = meta.place == 1
+    assert (mean[water, 2] > mean[water, 1]).all() and (mean[~water, 1] > mean[~water, 2]).all()
