@@ -303,3 +303,26 @@ def test_fisher_flat_rejects_bad_settings():
         methods.get("fisher_flat")(mlp(), dict(FF, trace="diag"))
     with pytest.raises(ValueError, match="warmup_epochs 0"):
         methods.get("fisher_flat")(mlp(), dict(FF, warmup_epochs=0))
+
+
+def test_fisher_flat_finds_the_last_linear_layer_inside_a_classifier():
+    """The L2RW LeNet's classifier is Linear-ReLU-Linear with one logit: h = the input of the last Linear."""
+    from debias.models import l2rw_lenet_backbone
+
+    torch.manual_seed(0)
+    net = l2rw_lenet_backbone(num_outputs=1, width=4)
+    m = methods.get("fisher_flat")(net, FF)
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        h, z = m.features_and_logits(x)
+    body = nn.Sequential(net.features, net.classifier[:-1])
+    loop = head_trace_loop(body, net.classifier[-1], x).detach()
+    torch.testing.assert_close(last_layer_trace(z, h), loop, rtol=1e-5, atol=1e-7)
+
+
+def test_fisher_flat_refuses_a_classifier_that_transforms_the_last_linear_output():
+    torch.manual_seed(0)
+    net = Backbone(nn.Flatten(), nn.Sequential(nn.Linear(12, 3), nn.Tanh()))
+    m = methods.get("fisher_flat")(net, FF)
+    with pytest.raises(ValueError, match="not that of its last linear layer"):
+        m.features_and_logits(torch.rand(2, 3, 2, 2))

@@ -48,13 +48,14 @@ TRACES = ("last_layer", "full")
 MULTIPLIERS = ("per_sample", "max")
 
 
-def split_head(classifier: nn.Module) -> tuple[nn.Module, nn.Linear]:
-    """(everything before the last linear layer, the last linear layer) of a classifier that ends in one."""
-    if isinstance(classifier, nn.Linear):
-        return nn.Identity(), classifier
-    if isinstance(classifier, nn.Sequential) and isinstance(classifier[-1], nn.Linear):
-        return classifier[:-1], classifier[-1]
-    raise TypeError(f"the last-layer Fisher trace needs a classifier ending in nn.Linear; got {type(classifier).__name__}")
+def last_linear(classifier: nn.Module) -> nn.Linear:
+    """The classifier's last ``nn.Linear`` (in registration order); that its output is the logits is checked at
+    every forward (``FisherFlat.features_and_logits``)."""
+    linears = [m for m in classifier.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"the last-layer Fisher trace needs a classifier with an nn.Linear; "
+                         f"{type(classifier).__name__} has none")
+    return linears[-1]
 
 
 def log_probs(logits: torch.Tensor) -> torch.Tensor:
@@ -117,7 +118,7 @@ class FisherFlat(ERM):
                              "give warmup_epochs >= 1 or an absolute epsilon")
         if not 0 <= hp["epsilon_percentile"] <= 100:
             raise ValueError(f"fisher_flat: epsilon_percentile {hp['epsilon_percentile']} outside 0..100")
-        self.body, self.head = split_head(self.modules["g"])
+        self.head = last_linear(self.modules["g"])
         self.epsilon: float | None = None
         self.constrained = False
         self.mu = self.last_trace = self.train_group = None
@@ -154,10 +155,18 @@ class FisherFlat(ERM):
 
     # -- one step -------------------------------------------------------------------------------------
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with autocast(x.device, self.hp.get("autocast", True)):
-            h = self.body(self.modules["f"](x))
-            z = self.head(h)
-        return h.float(), z.float()
+        """(input of the last linear layer h, logits z), both float32, from one forward of the classifier."""
+        seen = {}
+        hook = self.head.register_forward_hook(lambda mod, inp, out: seen.update(h=inp[0], z=out))
+        try:
+            with autocast(x.device, self.hp.get("autocast", True)):
+                z = self.modules["g"](self.modules["f"](x))
+        finally:
+            hook.remove()
+        if seen.get("z") is not z:
+            raise ValueError(f"fisher_flat: the classifier's output is not that of its last linear layer "
+                             f"({type(self.modules['g']).__name__}); the closed-form trace needs logits = W h + b")
+        return seen["h"].float(), z.float()
 
     def traces(self, x: torch.Tensor, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if self.hp["trace"] == "last_layer":
