@@ -326,3 +326,18 @@ def test_fisher_flat_refuses_a_classifier_that_transforms_the_last_linear_output
     m = methods.get("fisher_flat")(net, FF)
     with pytest.raises(ValueError, match="not that of its last linear layer"):
         m.features_and_logits(torch.rand(2, 3, 2, 2))
+
+
+@pytest.mark.parametrize("kind", ["last_layer", "full"])
+def test_model_traces_of_a_fixed_model_equal_the_per_sample_loops(kind):
+    from debias.methods.fisher import model_traces
+
+    net = bn_net()
+    model = nn.Sequential(net.features, net.classifier)
+    x = data(n=5, shape=(3, 6, 6))["x"]
+    model(x)  # BN running statistics away from their initial values; the model stays in train mode
+    got = model_traces(net.features, net.classifier, x, kind, batch_size=2, chunk_size=2)
+    assert model.training
+    model.eval()
+    loop = head_trace_loop(net.features, net.classifier, x) if kind == "last_layer" else full_trace_loop(model, x)
+    torch.testing.assert_close(got, loop.detach(), rtol=1e-4, atol=1e-6)

@@ -1,6 +1,6 @@
 """Per-sample Fisher-trace constraints ("Debiasing using flatness", Han & Lee; protocol sheet waterbirds.md §1.1,
 §2.7, W3–W6): ``fisher_flat``, and the per-sample Fisher traces it needs (usable on any trained model, e.g. to
-plot ERM's traces by group).
+plot ERM's traces by group, with ``model_traces``).
 
 The trace of sample i, with labels drawn from the model (not the ground truth), exact over the classes:
 
@@ -56,6 +56,45 @@ def last_linear(classifier: nn.Module) -> nn.Linear:
         raise ValueError(f"the last-layer Fisher trace needs a classifier with an nn.Linear; "
                          f"{type(classifier).__name__} has none")
     return linears[-1]
+
+
+def head_input_and_logits(features: nn.Module, classifier: nn.Module, head: nn.Linear,
+                          x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input h of ``head``, logits z) from one forward of classifier(features(x)); checks z is head's output."""
+    seen = {}
+    hook = head.register_forward_hook(lambda mod, inp, out: seen.update(h=inp[0], z=out))
+    try:
+        z = classifier(features(x))
+    finally:
+        hook.remove()
+    if seen.get("z") is not z:
+        raise ValueError(f"fisher_flat: the classifier's output is not that of its last linear layer "
+                         f"({type(classifier).__name__}); the closed-form trace needs logits = W h + b")
+    return seen["h"], z
+
+
+@torch.no_grad()
+def model_traces(features: nn.Module, classifier: nn.Module, x: torch.Tensor, trace: str = "last_layer",
+                 batch_size: int = 256, chunk_size: int | None = None) -> torch.Tensor:
+    """T_i of a fixed model for every row of ``x`` (already in the model's input view), BN in eval mode, no
+    graph kept: e.g. the per-sample traces of a trained ERM model, by group (the paper's premise)."""
+    if trace not in TRACES:
+        raise ValueError(f"trace {trace!r}; expected one of {', '.join(TRACES)}")
+    model = nn.Sequential(features, classifier)
+    was_training = model.training
+    model.eval()
+    head = last_linear(classifier)
+    out = []
+    try:
+        for xb in x.split(batch_size):
+            if trace == "full":
+                out.append(full_trace(model, xb, chunk_size))
+            else:
+                h, z = head_input_and_logits(features, classifier, head, xb)
+                out.append(last_layer_trace(z, h, head.bias is not None))
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
 
 
 def log_probs(logits: torch.Tensor) -> torch.Tensor:
@@ -156,17 +195,9 @@ class FisherFlat(ERM):
     # -- one step -------------------------------------------------------------------------------------
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(input of the last linear layer h, logits z), both float32, from one forward of the classifier."""
-        seen = {}
-        hook = self.head.register_forward_hook(lambda mod, inp, out: seen.update(h=inp[0], z=out))
-        try:
-            with autocast(x.device, self.hp.get("autocast", True)):
-                z = self.modules["g"](self.modules["f"](x))
-        finally:
-            hook.remove()
-        if seen.get("z") is not z:
-            raise ValueError(f"fisher_flat: the classifier's output is not that of its last linear layer "
-                             f"({type(self.modules['g']).__name__}); the closed-form trace needs logits = W h + b")
-        return seen["h"].float(), z.float()
+        with autocast(x.device, self.hp.get("autocast", True)):
+            h, z = head_input_and_logits(self.modules["f"], self.modules["g"], self.head, x)
+        return h.float(), z.float()
 
     def traces(self, x: torch.Tensor, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if self.hp["trace"] == "last_layer":
