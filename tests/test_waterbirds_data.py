@@ -171,9 +171,14 @@ def test_a_broken_archive_leaves_no_release_folder(tmp_path, server):
 # -- the mini Waterbirds ------------------------------------------------------------------------------------
 
 
-def test_mini_waterbirds_is_read_by_the_loader_with_the_planted_split(tmp_path):
-    from debias.data.mini.waterbirds import write_embedded_waterbirds
+def test_mini_waterbirds_is_read_by_the_loader_with_the_planted_split(tmp_path, monkeypatch):
+    from debias.data.mini import waterbirds as mini
 
+    # 60 stand-in digits per class (loading the 5,000 embedded ones takes ~10 s; the writer's logic is the same)
+    rng = np.random.default_rng(0)
+    fake = (rng.random((600, 28, 28)) > 0.8).astype(np.uint8) * 255, np.repeat(np.arange(10, dtype=np.uint8), 60)
+    monkeypatch.setattr(mini, "load_embedded_digits", lambda: fake)
+    write_embedded_waterbirds = mini.write_embedded_waterbirds
     counts = write_embedded_waterbirds(tmp_path, n_train=100, n_val=40, n_test=40, size=32, seed=0)
     # by hand: train 23 waterbirds (1 on land = round(1.15)), 77 landbirds (4 on water = round(3.85));
     # val/test 9 waterbirds, 31 landbirds, each split in halves over the backgrounds

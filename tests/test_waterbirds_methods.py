@@ -166,14 +166,14 @@ def test_full_trace_equals_per_sample_autograd_on_a_net_with_bn():
     net = bn_net()
     model = nn.Sequential(net.features, net.classifier)
     model.train()
-    x = data(n=5, shape=(3, 6, 6))["x"]
+    x = data(n=3, shape=(3, 6, 6))["x"]
     model(x)  # move BN running statistics away from their initial values
     full = full_trace(model, x, chunk_size=2)
     assert model.training  # restored
     loop = full_trace_loop(model, x)
     torch.testing.assert_close(full.detach(), loop.detach(), rtol=1e-4, atol=1e-6)
     # and its gradient (second order through torch.func) = double backprop of the loop, with weights μ
-    mu = torch.tensor([0.3, 0.0, 1.2, 0.7, 0.1])
+    mu = torch.tensor([0.3, 0.0, 1.2])
     params = list(model.parameters())
     g_func = torch.autograd.grad((mu * full).sum(), params)
     g_loop = torch.autograd.grad((mu * full_trace_loop(model, x, create_graph=True)).sum(), params)
