@@ -341,3 +341,33 @@ def test_model_traces_of_a_fixed_model_equal_the_per_sample_loops(kind):
     model.eval()
     loop = head_trace_loop(net.features, net.classifier, x) if kind == "last_layer" else full_trace_loop(model, x)
     torch.testing.assert_close(got, loop.detach(), rtol=1e-4, atol=1e-6)
+
+
+# -- through the engine ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,hp", [("groupdro", dict(DRO, reweight_groups=True)), ("fisher_flat", FF)])
+def test_engine_run_resumed_after_two_epochs_ends_as_one_that_ran_through(tmp_path, name, hp):
+    """q, μ, the recorded traces and ε are part of the resumable state."""
+    from debias.engine import RunSpec, fit
+
+    splits = {"train": data(n=24, seed=1), "test": data(n=12, seed=2)}
+
+    def run(epochs, state):
+        torch.manual_seed(0)
+        m = methods.get(name)(mlp(), hp)
+        spec = RunSpec(run_id=name, seed=0, epochs=epochs, batch_size=8, state_path=state, checkpoint_every_s=0,
+                       progress=False, fingerprint="f")
+        return m, fit(m, splits, spec)
+
+    straight, out = run(3, tmp_path / "a.pt")
+    run(2, tmp_path / "b.pt")  # stopped after the first constrained epoch
+    resumed, out_resumed = run(3, tmp_path / "b.pt")
+    assert out_resumed["resumed_from_epoch"] == 2
+    assert out_resumed["metrics"] == out["metrics"] and out_resumed["history"] == out["history"]
+    if name == "groupdro":
+        assert "q_g3" in out["history"][0] and torch.equal(resumed.q, straight.q)
+    else:
+        assert out["history"][0]["epsilon"] == 0.0 and out["history"][1]["epsilon"] > 0
+        assert resumed.epsilon == straight.epsilon and torch.equal(resumed.mu, straight.mu)
+        assert (straight.mu > 0).any()
