@@ -357,13 +357,16 @@ def test_engine_run_resumed_after_two_epochs_ends_as_one_that_ran_through(tmp_pa
         torch.manual_seed(0)
         m = methods.get(name)(mlp(), hp)
         spec = RunSpec(run_id=name, seed=0, epochs=epochs, batch_size=8, state_path=state, checkpoint_every_s=0,
-                       progress=False, fingerprint="f")
+                       progress=False, fingerprint="f", group_weights={0: 3, 1: 1, 2: 1, 3: 5})
         return m, fit(m, splits, spec)
 
     straight, out = run(3, tmp_path / "a.pt")
     run(2, tmp_path / "b.pt")  # stopped after the first constrained epoch
     resumed, out_resumed = run(3, tmp_path / "b.pt")
     assert out_resumed["resumed_from_epoch"] == 2
+    test = out["metrics"]["test"]  # the train-weighted average from the per-group accuracies, by hand
+    expected = (3 * test["acc_group0"] + test["acc_group1"] + test["acc_group2"] + 5 * test["acc_group3"]) / 10
+    assert abs(test["weighted_group_accuracy"] - expected) < 1e-12
     assert out_resumed["metrics"] == out["metrics"] and out_resumed["history"] == out["history"]
     if name == "groupdro":
         assert "q_g3" in out["history"][0] and torch.equal(resumed.q, straight.q)
