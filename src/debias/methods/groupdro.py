@@ -11,7 +11,8 @@ One step, on the batch's per-sample cross-entropies ℓ_i:
 - objective Σ_g q_g ℓ_g with the updated q (the reference logs Σ_g q_g ℓ̃_g; the gradient is the same), SGD step.
 
 ``reweight_groups: true`` draws each epoch's batches with replacement, sample i with weight N / n_{g_i}
-(every group equally likely; the reference's ``WeightedRandomSampler``), as many draws as a plain epoch has.
+(every group equally likely; the reference's ``WeightedRandomSampler``), steps × batch_size draws per epoch (the
+reference draws N, its last batch smaller; here N is rounded up to whole batches).
 Logged: ``q_<group>`` per group, the robust objective and the plain mean loss.
 """
 
