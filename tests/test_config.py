@@ -24,7 +24,7 @@ def test_shipped_configs_are_valid():
     [
         (lambda c: c["colored_mnist"]["methods"].append("nope"), r"colored_mnist\.hparams: no entry for method row 'nope'"),
         (lambda c: c["colored_mnist"]["hparams"]["gray"].update(method="nope"),
-         r"colored_mnist\.hparams\.gray\.method: unknown method 'nope'; expected one of baseline, blindeye, cutmix, gray, hardmining"),
+         r"colored_mnist\.hparams\.gray\.method: unknown method 'nope'; expected one of baseline, blindeye, .*gray, .*hardmining"),
         (lambda c: c["colored_mnist"]["hparams"]["baseline"].update(lr="fast"),
          r"colored_mnist\.hparams\.baseline\.lr: 'fast' is not of type 'number'"),
         (lambda c: c["colored_mnist"]["sigma2"].append(0.07),

@@ -77,7 +77,7 @@ def test_gray_uses_luma():
 
 
 def test_unknown_method_lists_known_names():
-    with pytest.raises(KeyError, match="known methods: baseline, blindeye, cutmix, gray, hardmining, l2rw, lnl, lnl_adaptive, mixup, nomix, proportion, random, resample"):
+    with pytest.raises(KeyError, match="known methods: baseline, blindeye, cutmix, erm, fisher_flat, gray, groupdro, hardmining, l2rw, lnl, lnl_adaptive, mixup, nomix, proportion, random, resample"):
         methods.get("nope")
 
 

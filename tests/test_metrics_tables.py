@@ -50,3 +50,27 @@ def test_summary_mean_sample_std_and_paper():
     assert md.splitlines()[2].startswith("| b | 0.900 (n=1)") and "0.600 ± 0.100 [0.550, +0.050]" in md
     tex = to_latex(pivot_cells(s, "method", "sigma2", "acc", ["a", "b"], latex=True), "cap", "tab:x")
     assert r"0.600 $\pm$ 0.100" in tex and r"\toprule" in tex
+
+
+def test_waterbirds_average_is_train_weighted_and_worst_group_is_the_lowest_accuracy():
+    """Group accuracies 3/4, 1/2, 1, 2/3 (sizes 4, 2, 1, 3); weights = Waterbirds' train counts."""
+    y = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    group = torch.tensor([0, 0, 0, 0, 1, 1, 2, 3, 3, 3])
+    pred = torch.tensor([0, 0, 0, 1, 0, 1, 1, 1, 1, 0])
+    weights = {0: 3498, 1: 184, 2: 56, 3: 1057}
+    m = classification_metrics(pred, y, group, {0: "landbird_land", 1: "landbird_water"}, weights)
+    assert m["accuracy"] == 7 / 10
+    assert m["acc_landbird_land"] == 3 / 4 and m["acc_landbird_water"] == 1 / 2 and m["acc_group2"] == 1.0
+    assert m["worst_group_accuracy"] == 1 / 2  # group 1, not the smallest group (2)
+    expected = (3498 * 0.75 + 184 * 0.5 + 56 * 1.0 + 1057 * 2 / 3) / 4795
+    assert abs(m["weighted_group_accuracy"] - expected) < 1e-12
+    assert abs(expected - 0.7249565519638512) < 1e-12  # by hand: 3476.1667 / 4795
+
+
+def test_weighted_group_accuracy_names_a_group_without_samples():
+    import pytest
+
+    from debias.metrics import weighted_group_accuracy
+
+    with pytest.raises(ValueError, match=r"groups \[3\] have a weight but no sample"):
+        weighted_group_accuracy({0: 1.0, 1: 0.5}, {0: 1, 1: 1, 3: 2})

@@ -34,6 +34,9 @@ SGD = dict(lr=1e-3, momentum=0.9, weight_decay=0.0, steps=1, alpha=0.01, entropy
 
 
 VARIANTS = [("l2rw", "meta_gradient", "forward")]  # settings of a method worth timing on their own
+SGD.update(robust_step_size=0.01, generalization_adjustment=0.0, reweight_groups=False,  # groupdro
+           trace="last_layer", multipliers="per_sample", dual_step_size=0.01, epsilon_percentile=50,  # fisher_flat
+           warmup_epochs=0, epsilon=1e-3)
 
 
 def benchmark_models():
@@ -42,13 +45,15 @@ def benchmark_models():
     def lenet_batch(device, n=100):
         g = torch.Generator().manual_seed(0)
         return {"x": torch.rand(n, 1, 28, 28, generator=g).to(device),
-                "y": (torch.arange(n) % 10 == 0).long().to(device)}  # 10 % minority
+                "y": (torch.arange(n) % 10 == 0).long().to(device),  # 10 % minority
+                "group": (torch.arange(n) % 4).to(device), "index": torch.arange(n).to(device)}
 
     def convnet_batch(device, n=128):
         g = torch.Generator().manual_seed(0)
         return {"x": torch.rand(n, 3, 28, 28, generator=g).to(device),
                 "y": torch.randint(0, 10, (n,), generator=g).to(device),
-                "bias": torch.randint(0, 8, (n, 3, 14, 14), generator=g).to(device)}
+                "bias": torch.randint(0, 8, (n, 3, 14, 14), generator=g).to(device),
+                "group": (torch.arange(n) % 4).to(device), "index": torch.arange(n).to(device)}
 
     return {
         "l2rw_lenet": (l2rw_lenet_backbone, lenet_batch),

@@ -39,6 +39,7 @@ class RunSpec:
     checkpoint_every_s: float = 60.0  # minimum seconds between two saves of the resumable state
     eval_batch_size: int = 1000
     group_names: dict[int, str] = field(default_factory=dict)
+    group_weights: dict[int, float] = field(default_factory=dict)  # e.g. train group counts: weighted_group_accuracy
     max_steps: int | None = None  # stop after this many steps (in the last epoch) instead of after full epochs
     fingerprint: str = ""  # what the state must match to be resumed (hyperparameters, data hash)
     progress: bool = True
@@ -83,12 +84,12 @@ def epoch_batches(method: Method, split, spec: "RunSpec", epoch: int, steps: int
 
 @torch.no_grad()
 def evaluate(method: Method, split: dict[str, torch.Tensor], batch_size: int, group_names: dict[int, str],
-             channels_last: bool = False):
+             channels_last: bool = False, group_weights: dict[int, float] | None = None):
     method.train(False)
     order = torch.arange(split["y"].shape[0], device=split["y"].device)
     preds = [predicted_labels(method.predict(b["x"])) for b in batches(split, order, batch_size, channels_last)]
     method.train(True)
-    return classification_metrics(torch.cat(preds), split["y"], split.get("group"), group_names)
+    return classification_metrics(torch.cat(preds), split["y"], split.get("group"), group_names, group_weights)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -175,7 +176,8 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
         last = epoch + 1 == epochs
         if spec.eval_every and ((epoch + 1) % spec.eval_every == 0) and not last:
             for name, split in splits.items():
-                entry[name] = evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last)
+                entry[name] = evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last,
+                                       spec.group_weights)
         history.append(entry)
         bar.set_postfix({k: f"{v:.4g}" for k, v in epoch_logs.items()}, refresh=False)
         if last or time.monotonic() - last_save >= spec.checkpoint_every_s:
@@ -191,7 +193,8 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
     bar.close()
     train_time = elapsed + time.monotonic() - t0
     steps_done = total_steps - min(start_epoch * steps_per_epoch, total_steps)
-    final = {name: evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last) for name, split in splits.items()}
+    final = {name: evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last, spec.group_weights)
+             for name, split in splits.items()}
     if history:
         history[-1].update(final)
     return {

@@ -1,4 +1,6 @@
-"""Evaluation metrics: accuracy and per-group accuracy (with the worst group)."""
+"""Evaluation metrics: accuracy, per-group accuracy (with the worst group) and the group accuracies weighted by
+given group sizes (Waterbirds' "average accuracy": the training split's group proportions, WILDS'
+``adj_acc_avg``)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,24 @@ def group_accuracies(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -
     return {int(gid): accuracy(pred[group == gid], y[group == gid]) for gid in torch.unique(group) if gid >= 0}
 
 
+def weighted_group_accuracy(per_group: dict[int, float], weights: dict[int, float]) -> float:
+    """Σ_g w_g acc_g / Σ_g w_g over the groups of ``weights`` (e.g. the training split's group counts); every
+    weighted group must have an accuracy."""
+    missing = [g for g in weights if g not in per_group]
+    if missing:
+        raise ValueError(f"weighted group accuracy: groups {missing} have a weight but no sample in this split "
+                         f"(groups present: {sorted(per_group)})")
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError(f"weighted group accuracy: weights {weights} sum to {total}; expected > 0")
+    return sum(w * per_group[g] for g, w in weights.items()) / total
+
+
 def classification_metrics(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor | None = None,
-                           group_names: dict[int, str] | None = None) -> dict[str, float]:
+                           group_names: dict[int, str] | None = None,
+                           group_weights: dict[int, float] | None = None) -> dict[str, float]:
+    """Accuracy (plain, over samples); with ``group``: per-group and worst-group accuracy (the lowest group
+    accuracy, whichever group it is); with ``group_weights`` too: ``weighted_group_accuracy``."""
     out = {"accuracy": accuracy(pred, y), "n": int(y.numel())}
     if group is not None:
         per_group = group_accuracies(pred, y, group)
@@ -27,6 +45,8 @@ def classification_metrics(pred: torch.Tensor, y: torch.Tensor, group: torch.Ten
             for gid, acc in per_group.items():
                 out[f"acc_{names.get(gid, f'group{gid}')}"] = acc
             out["worst_group_accuracy"] = min(per_group.values())
+            if group_weights:
+                out["weighted_group_accuracy"] = weighted_group_accuracy(per_group, group_weights)
     return out
 
 

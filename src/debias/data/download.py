@@ -104,3 +104,31 @@ def extract_zip(archive: str | Path, dest: str | Path, members: list[str]) -> No
                 continue
             final.parent.mkdir(parents=True, exist_ok=True)
             (Path(tmp) / member).replace(final)
+
+
+def extract_tar_folder(archive: str | Path, dest: str | Path, folder: str, marker: str) -> Path:
+    """Unpack a (gzipped) tar archive and move the folder that holds ``marker`` to ``dest/folder``.
+
+    The archive may hold that folder at its top level or one level down (``name/marker``); it is unpacked
+    (tarfile's ``data`` filter: no absolute paths, links or devices outside) into a temporary folder inside
+    ``dest`` and moved into place in one rename, so an interrupted extraction leaves nothing under the final name.
+    """
+    import tarfile
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / folder
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".extract-") as tmp_dir:
+        tmp = Path(tmp_dir) / "x"  # a folder of its own, so that even a top-level marker's folder can be moved
+        try:
+            with tarfile.open(archive) as tf:
+                tf.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise DownloadError(f"{archive}: not a readable tar archive ({type(exc).__name__}: {exc})") from exc
+        found = [p.parent for p in [tmp / marker, *tmp.glob(f"*/{marker}")] if p.is_file()]
+        if len(found) != 1:
+            raise DownloadError(f"{archive}: expected one folder holding {marker!r} at the top level or one level "
+                                f"down, found {len(found)}")
+        if not final.exists():
+            found[0].replace(final)
+    return final

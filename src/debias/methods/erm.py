@@ -1,9 +1,11 @@
-"""Empirical risk minimisation: ``baseline`` (plain cross-entropy) and ``gray`` (the same on grey images)."""
+"""Empirical risk minimisation: ``baseline`` (plain cross-entropy), ``gray`` (the same on grey images) and
+``erm`` (the same update as ``baseline``, with bf16 autocast on CUDA for the photo datasets)."""
 
 from __future__ import annotations
 
 import torch
 
+from debias.data.image_pipeline import autocast
 from debias.losses import per_example_loss
 from debias.methods.base import Method
 from debias.methods.registry import register
@@ -50,3 +52,15 @@ class Gray(Baseline):
 
     def transform(self, x):
         return to_gray(x)
+
+
+@register("erm")
+class ERM(Baseline):
+    """``baseline``'s update (mean cross-entropy, momentum SGD) with the forward under bf16 autocast on CUDA
+    (config key ``autocast``, default on; a no-op on CPU, so on CPU ``erm`` and ``baseline`` give the same
+    numbers). Logits come back in float32. The base of ``groupdro`` and ``fisher_flat``."""
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(x.device, self.hp.get("autocast", True)):
+            out = super().logits(x)
+        return out.float()
