@@ -139,7 +139,10 @@ def test_init_from_loads_shared_weights_only():
 @pytest.mark.parametrize("name", methods.names())
 def test_lr_halve_second_half_applies_to_every_method(name):
     """lr 0.01 in epochs 0 and 1 of 4, 0.005 from epoch 2 (= 4 / 2) on, in every optimiser of every method."""
-    hp = dict(HP, lr_halve_second_half=True, ties="reference", meta_lr=1.0)
+    hp = dict(HP, lr_halve_second_half=True, ties="reference", meta_lr=1.0, loss="ce", train_layers="all",
+              alpha=1.0, pairing="random", label_weights="area", robust_step_size=0.01,
+              generalization_adjustment=0.0, reweight_groups=False, trace="last_layer", multipliers="per_sample",
+              dual_step_size=0.01, epsilon_percentile=50, warmup_epochs=1, epsilon=1.0)
     del hp["lr_step_epochs"], hp["lr_gamma"]
     m = methods.get(name)(backbone(), hp)
     for epoch, lr in [(0, 0.01), (1, 0.01), (2, 0.005), (3, 0.005)]:
