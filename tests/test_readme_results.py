@@ -1,5 +1,6 @@
 """The README's result snippets come from a run's tables (``python -m debias.readme_results``)."""
 
+import json
 import os
 from pathlib import Path
 
@@ -78,3 +79,20 @@ def test_readme_claims_on_the_l2rw_grid_hold_in_the_mini_run():
     assert base[0.9] <= 0.15  # the baseline learns at 0.9 ...
     assert base.iloc[-1] > base.iloc[0] + 0.2 and (base.diff().dropna() > -0.03).all()  # ... and fails as p grows
     assert d["baseline", 0.99] - d["l2rw", 0.99] >= 0.10  # l2rw at least 10 points better at 0.99
+
+
+def test_readme_claims_on_fairface_hold_in_the_mini_run():
+    d = mini_table("fairface_reweighting.csv")
+    test = d[d.split == "test"].set_index(["method", "share"])
+    imbalanced = test[test.index.get_level_values("share") > 0.5]
+    for method in ("baseline", "random"):  # "predict White for every test image"
+        rows = imbalanced.loc[method]
+        assert (rows.acc_white_mean == 1.0).all() and (rows.acc_poc_mean == 0.0).all(), method
+    assert test.loc[("baseline", 0.5), "acc_mean"] >= 0.75  # the balanced baseline learns
+    # l2rw's 0.50: per seed, one class predicted for everything (per-class accuracies 0 or 1)
+    for rec in (MINI / "runs" / "fairface").glob("share=0.9*/l2rw/seed=*/metrics.json"):
+        m = json.loads(rec.read_text())["metrics"]["test"]
+        assert {m["acc_white"], m["acc_poc"]} == {0.0, 1.0}, rec
+    for method in ("proportion", "resample", "hardmining"):  # "learn the task"
+        assert imbalanced.loc[method].acc_mean.max() >= 0.8, method
+    assert imbalanced.loc[("hardmining", 0.99), "acc_poc_mean"] <= 0.1  # majority at the largest share

@@ -79,11 +79,11 @@ SNIPPETS: dict[str, Callable[[Path], str]] = {"colored_mnist": colored_mnist, "l
 def render(readme: str, results: Path) -> str:
     """``readme`` with every marked snippet replaced by the one made from ``results``."""
     for name, make in SNIPPETS.items():
-        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- results:{name} -->\n)(?:.*?\n)?(<!-- /results:{name} -->)", re.S)
         if not pattern.search(readme):
             raise KeyError(f"README: marker pair <!-- results:{name} --> ... <!-- /results:{name} --> not found")
         snippet = make(Path(results) / "tables")
-        readme = pattern.sub(lambda m: m.group(1) + snippet + m.group(2), readme)
+        readme = pattern.sub(lambda m: m.group(1) + snippet + "\n" + m.group(2), readme)
     return readme
 
 
