@@ -1,4 +1,5 @@
-"""Rules coco_dataset_leakage / coco_model_leakage: the attacker on ground-truth objects or on a model's logits."""
+"""Rules coco_dataset_leakage / coco_model_leakage: the attacker on ground-truth objects or on a model's logits,
+for one split / model, or (cells_per_job: all) for every split / every Table 3 model in this one process."""
 import sys
 from pathlib import Path
 
@@ -12,5 +13,13 @@ from debias.experiments.coco import leakage_job  # noqa: E402
 
 sm = snakemake  # noqa: F821
 attacker = dict(sm.params.attacker)
-leakage_job(labels=sm.input.labels, split=sm.wildcards.split, attacker=attacker, modes=list(attacker["attackers"]),
-            out=sm.output[0], logits=sm.input.logits if "logits" in sm.input.keys() else None)
+model = "logits" in sm.input.keys()
+if "splits" in sm.params.keys():  # every dataset leakage, in output order
+    jobs = [(split, None) for split in sm.params.splits]
+elif "models" in sm.params.keys():  # every model leakage: (split, aug, pairing, lr, seed), in output order
+    jobs = [(key[0], logits) for key, logits in zip(sm.params.models, sm.input.logits, strict=True)]
+else:
+    jobs = [(sm.wildcards.split, sm.input.logits if model else None)]
+for (split, logits), out in zip(jobs, list(sm.output), strict=True):
+    leakage_job(labels=sm.input.labels, split=split, attacker=attacker, modes=list(attacker["attackers"]),
+                out=out, logits=logits)

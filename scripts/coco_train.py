@@ -1,4 +1,5 @@
-"""Rule coco_train: train the seeds of one (split, augmentation, pairing, lr) cell; metrics.json written last."""
+"""Rule coco_train: train the seeds of one (split, augmentation, pairing, lr) cell, or (cells_per_job: all) of
+every cell in turn in this one process; each run's metrics.json is written last."""
 import sys
 from pathlib import Path
 
@@ -11,8 +12,15 @@ start_job(snakemake)  # noqa: F821
 from debias.experiments.coco import train  # noqa: E402
 
 sm = snakemake  # noqa: F821
-train(hparams=dict(sm.params.hparams), model=dict(sm.params.model), train_cfg=dict(sm.params.train),
-      image=dict(sm.params.image), split=sm.wildcards.split, aug=sm.wildcards.aug, pairing=sm.wildcards.pairing,
-      lr=float(sm.wildcards.lr), seeds=list(sm.params.seeds), data=sm.input.data, labels=sm.input.labels,
-      metrics=list(sm.output.metrics), logits=list(sm.output.logits), states=list(sm.params.state),
-      device=sm.params.device, progress=False)
+seeds = list(sm.params.seeds)
+if "cells" in sm.params.keys():  # one job for every cell: per-cell lists, outputs cell by cell, seed by seed
+    cells, states, hparams = list(sm.params.cells), list(sm.params.state), list(sm.params.hparams)
+else:
+    cells = [(sm.wildcards.split, sm.wildcards.aug, sm.wildcards.pairing, sm.wildcards.lr)]
+    states, hparams = [list(sm.params.state)], [sm.params.hparams]
+metrics, logits, n = list(sm.output.metrics), list(sm.output.logits), len(seeds)
+for i, ((split, aug, pairing, lr), state, hp) in enumerate(zip(cells, states, hparams, strict=True)):
+    train(hparams=dict(hp), model=dict(sm.params.model), train_cfg=dict(sm.params.train),
+          image=dict(sm.params.image), split=split, aug=aug, pairing=pairing, lr=float(lr), seeds=seeds,
+          data=sm.input.data, labels=sm.input.labels, metrics=metrics[i * n : (i + 1) * n],
+          logits=logits[i * n : (i + 1) * n], states=list(state), device=sm.params.device, progress=False)

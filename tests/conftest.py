@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,16 @@ def snakemake(*args, cwd=ROOT, check=False, timeout=900, env=None, **kw):
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Jobs per rule from the job-stats table of a (dry) run's output."""
+    counts = {}
+    for line in stdout.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m:
+            counts[m.group(1)] = int(m.group(2))
+    return counts
 
 
 def write_config(tmp_path, mutate, base="mini.yaml"):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake, write_config
+from conftest import ROOT, job_counts, snakemake, write_config
 
 
 def train_cells(stdout: str) -> dict[tuple, str]:
@@ -20,20 +20,49 @@ def train_cells(stdout: str) -> dict[tuple, str]:
     return cells
 
 
+def grid_cells(cfg: dict) -> set[tuple]:
+    """Every training cell of Tables 2 and 3 for a coco section, written out independently of coco_cells()."""
+    lr = lambda v: f"{v:.0e}"  # noqa: E731
+    pair = lambda aug, p: "none" if aug == "nomix" else p  # noqa: E731
+    table2 = {(cfg["table2_split"], aug, pair(aug, "random"), lr(v)) for v in cfg["lrs"]
+              for aug in cfg["augmentations"]}
+    table3 = {(s, aug, pair(aug, p), lr(cfg["table3_lr"])) for s in cfg["splits"] for aug in cfg["augmentations"]
+              for p in cfg["pairings"]}
+    return table2 | table3
+
+
 def test_full_config_dry_run_lists_every_cell_of_tables_2_and_3_as_a_gpu_job():
     proc = snakemake("-n", "--forceall", "--cores", 8, "--resources", "gpu=2", "-p", "coco", check=True)
     cells = train_cells(proc.stdout)
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())["coco"]
-    lr = lambda v: f"{v:.0e}"  # noqa: E731
-    pair = lambda aug, p: "none" if aug == "nomix" else p  # noqa: E731
-    table2 = {("none", aug, pair(aug, "random"), lr(v)) for v in cfg["lrs"] for aug in ("nomix", "mixup", "cutmix")}
-    table3 = {(s, aug, pair(aug, p), "1e-03") for s in ("none", "gamma1", "gamma2", "gamma3")
-              for aug in ("nomix", "mixup", "cutmix") for p in ("random", "balanced")}
-    assert len(table2) == 9 and len(table3) == 20
-    assert set(cells) == table2 | table3  # 26 jobs: the three lr 1e-3 no-balance random cells are shared
+    assert cfg["cells_per_job"] == 1
+    # 26 jobs: Table 2's 9 and Table 3's 20 cells share the three lr 1e-3 no-balance random cells
+    assert set(cells) == grid_cells(cfg) and len(cells) == 26
     assert all("gpu=1" in block for block in cells.values())
     leak = [b for b in proc.stdout.split("\nrule ")[1:] if b.startswith("coco_model_leakage:")]
     assert len(leak) == 20 and all("gpu=" not in b for b in leak)
+
+
+def test_mini_trains_every_cell_in_one_job_and_the_leakages_in_two_the_full_config_one_job_per_cell():
+    mini = yaml.safe_load((ROOT / "config/mini.yaml").read_text())["coco"]
+    assert mini["cells_per_job"] == "all"
+    # job_costs reads coco_bench_files(): a benchmark no job writes would fail the dry run (missing input)
+    proc = snakemake("coco", "job_costs", "-n", "--forceall", "--cores", 2, "--configfile", "config/mini.yaml",
+                     check=True)
+    counts = job_counts(proc.stdout)
+    assert counts["coco_train"] == 1 and counts["coco_dataset_leakage"] == 1 and counts["coco_model_leakage"] == 1
+    block = next(b for b in proc.stdout.split("\nrule ")[1:] if b.startswith("coco_train:"))
+    run = r"runs/coco/split=(\w+)/(\w+)/pairing=(\w+)/lr=([\de.+-]+)/seed=(\d+)/(metrics\.json|logits\.pt)"
+    outputs = re.findall(run, block)
+    cells = grid_cells(mini)
+    assert len(cells) == 26
+    assert sorted(outputs) == sorted((*c, str(s), name) for c in cells for s in mini["seeds"]
+                                     for name in ("metrics.json", "logits.pt"))
+    assert "benchmarks/jobs/coco/all_cells.tsv" in block and "logs/coco/all_cells.log" in block
+    # the full config (cells_per_job: 1): one job per cell, split and model, and job_costs finds their benchmarks
+    counts = job_counts(snakemake("coco", "job_costs", "-n", "--forceall", "--cores", 8, "--resources", "gpu=2",
+                                  check=True).stdout)
+    assert counts["coco_train"] == 26 and counts["coco_dataset_leakage"] == 4 and counts["coco_model_leakage"] == 20
 
 
 def test_missing_coco_with_downloads_off_stops_before_any_job(tmp_path):
@@ -88,7 +117,11 @@ def tiny_coco(cfg):
 
 @pytest.mark.slow
 def test_mini_coco_slice_builds_the_tables_and_one_row_edit_reruns_only_that_row(tmp_path):
-    path = write_config(tmp_path, tiny_coco)
+    def tiny_per_cell(cfg):
+        tiny_coco(cfg)
+        cfg["coco"]["cells_per_job"] = 1  # one job per cell, so that an edit can rerun one row's jobs only
+
+    path = write_config(tmp_path, tiny_per_cell)
     snakemake("coco", "--cores", 2, "--configfile", path, check=True)
     results = tmp_path / "results"
     for name in ("coco_splits", "coco_map", "coco_leakage"):

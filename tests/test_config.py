@@ -67,6 +67,7 @@ def set_key(path, value):
         ("reweighting.fairface.hparams.l2rw.epochs", 3,  # l2rw has steps: both given
          "reweighting.fairface.hparams.l2rw: the run's length is given as epochs or as steps: exactly one of the two keys"),
         ("reweighting.shares_per_job", "x", "reweighting.shares_per_job: 'x' is not one of [1, 'all']"),
+        ("coco.cells_per_job", 2, "coco.cells_per_job: 2 is not one of [1, 'all']"),
     ],
 )
 def test_one_bad_value_reports_that_key_only(path, value, error):

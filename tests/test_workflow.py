@@ -14,17 +14,8 @@ import pytest
 import yaml
 
 import report_browser
-from conftest import ROOT, snakemake, write_config
+from conftest import ROOT, job_counts, snakemake, write_config
 from test_coco_workflow import tiny_coco
-
-
-def job_counts(stdout: str) -> dict[str, int]:
-    counts = {}
-    for line in stdout.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m:
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 def test_full_config_dry_run_has_the_paper_grid():

@@ -60,26 +60,28 @@ rule coco_prepare:
         "../../scripts/coco_prepare.py"
 
 
+# One job per (split, aug, pairing, lr) cell training its seeds, or (cells_per_job: all) one job training every
+# cell: its paths, log and benchmark name come from coco_common.smk (coco_train_outputs, COCO_TRAIN_NAME).
 rule coco_train:
     input:
         data=rules.coco_prepare.output.data,
         labels=rules.coco_prepare.output.labels,
     output:
-        metrics=[coco_run("{split}", "{aug}", "{pairing}", "{lr}", s, "metrics.json") for s in COCO["seeds"]],
-        logits=[coco_run("{split}", "{aug}", "{pairing}", "{lr}", s, "logits.pt") for s in COCO["seeds"]],
+        metrics=coco_train_outputs("metrics.json"),
+        logits=coco_train_outputs("logits.pt"),
     params:
+        **COCO_TRAIN_CELLS_PARAM,
         seeds=COCO["seeds"],
-        state=lambda wc: [f"{COCO_STATE}/split={wc.split}/{wc.aug}/pairing={wc.pairing}/lr={wc.lr}/seed={s}.pt"
-                          for s in COCO["seeds"]],
-        hparams=lambda wc: coco_sorted(COCO["hparams"][wc.aug]),  # this row's only: other rows' edits rerun nothing here
+        state=coco_train_state,
+        hparams=coco_train_hparams,
         model=coco_sorted(COCO["model"]),
         train=coco_sorted(COCO["train"]),
         image=coco_sorted(COCO["image"]),
         device=config["device"],
     log:
-        f"{RESULTS}/logs/coco/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}.log",
+        f"{RESULTS}/logs/coco/{COCO_TRAIN_NAME}.log",
     benchmark:
-        f"{BENCH_JOBS}/coco/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}.tsv"
+        f"{BENCH_JOBS}/coco/{COCO_TRAIN_NAME}.tsv"
     wildcard_constraints:
         split="none|gamma[123]",
         aug=r"[A-Za-z0-9_]+",
@@ -94,15 +96,17 @@ rule coco_train:
         "../../scripts/coco_train.py"
 
 
+# One job per split, or (cells_per_job: all) one job for every split.
 rule coco_dataset_leakage:
     input:
         labels=rules.coco_prepare.output.labels,
     output:
-        f"{COCO_LEAK}/dataset/split={{split}}.json",
+        coco_dataset_leakage_outputs(),
     params:
+        **({"splits": COCO["splits"]} if COCO_ALL_CELLS else {}),
         attacker=coco_sorted(COCO["leakage"]),
     log:
-        f"{RESULTS}/logs/coco/leakage/dataset_split={{split}}.log",
+        f"{RESULTS}/logs/coco/leakage/{'all_splits' if COCO_ALL_CELLS else 'dataset_split={split}'}.log",
     wildcard_constraints:
         split="none|gamma[123]",
     threads: 1
@@ -114,16 +118,20 @@ rule coco_dataset_leakage:
         "../../scripts/coco_leakage.py"
 
 
+# One job per model (cell and seed), or (cells_per_job: all) one job for every model of Table 3.
 rule coco_model_leakage:
     input:
         labels=rules.coco_prepare.output.labels,
-        logits=coco_run("{split}", "{aug}", "{pairing}", "{lr}", "{seed}", "logits.pt"),
+        logits=coco_model_leakage_logits(),
     output:
-        f"{COCO_LEAK}/model/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/seed={{seed}}.json",
+        [coco_model_leakage_path(*k) for k in coco_model_leakage_keys()],
     params:
+        **({"models": [list(k) for k in coco_model_leakage_keys()]} if COCO_ALL_CELLS else {}),
         attacker=coco_sorted(COCO["leakage"]),
     log:
-        f"{RESULTS}/logs/coco/leakage/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/seed={{seed}}.log",
+        f"{RESULTS}/logs/coco/leakage/"
+        + ("all_models" if COCO_ALL_CELLS else "split={split}/{aug}/pairing={pairing}/lr={lr}/seed={seed}")
+        + ".log",
     wildcard_constraints:
         split="none|gamma[123]",
         pairing="none|random|balanced",

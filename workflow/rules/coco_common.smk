@@ -64,7 +64,7 @@ def coco_table3_keys():
 
 
 def coco_model_leakage(split, aug, pairing, seed):
-    return f"{COCO_LEAK}/model/split={split}/{aug}/pairing={pairing}/lr={coco_lr(COCO['table3_lr'])}/seed={seed}.json"
+    return coco_model_leakage_path(split, aug, pairing, coco_lr(COCO["table3_lr"]), seed)
 
 
 def coco_label_inputs():
@@ -84,6 +84,72 @@ def coco_sorted(obj):
     return obj
 
 
+# A training job trains one (split, aug, pairing, lr) cell, or (cells_per_job: all) every cell of coco_cells(),
+# so that interpreter and torch start-up do not dominate short runs; likewise one leakage job per split / per
+# model, or one job for all dataset leakages and one for all model leakages. COCO_ALL_CELLS picks; the paths of
+# a job (wildcard templates, or every cell's) come from the functions below.
+COCO_ALL_CELLS = COCO is not None and COCO["cells_per_job"] == "all"
+COCO_CELL = ("{split}", "{aug}", "{pairing}", "{lr}")
+COCO_TRAIN_NAME = "all_cells" if COCO_ALL_CELLS else "split={split}/{aug}/pairing={pairing}/lr={lr}"
+
+
+def coco_job_cells():
+    """The cells of one training job: every cell, or the wildcards' one."""
+    return coco_cells() if COCO_ALL_CELLS else [COCO_CELL]
+
+
+def coco_train_outputs(name):
+    """``name`` (metrics.json, logits.pt) of every cell and seed one training job trains, cell by cell."""
+    return [coco_run(*cell, s, name) for cell in coco_job_cells() for s in COCO["seeds"]]
+
+
+def coco_train_cells(wc):
+    """The cells one training job trains: the wildcards' one, or every cell."""
+    return coco_cells() if COCO_ALL_CELLS else [(wc.split, wc.aug, wc.pairing, wc.lr)]
+
+
+def coco_train_state(wc):
+    """The resume-state files of a training job: one per seed, or (all) one list per cell."""
+    state = [[f"{COCO_STATE}/split={c[0]}/{c[1]}/pairing={c[2]}/lr={c[3]}/seed={s}.pt" for s in COCO["seeds"]]
+             for c in coco_train_cells(wc)]
+    return state if COCO_ALL_CELLS else state[0]
+
+
+def coco_train_hparams(wc):
+    """The augmentation's hparams of the job's cell (its row's only: other rows' edits rerun nothing there), or
+    (all) one per cell."""
+    hparams = [coco_sorted(COCO["hparams"][c[1]]) for c in coco_train_cells(wc)]
+    return hparams if COCO_ALL_CELLS else hparams[0]
+
+
+# params only the one-job form has (the per-cell form's params, and so its params trigger, stay as they were)
+COCO_TRAIN_CELLS_PARAM = {"cells": [list(c) for c in coco_cells()]} if COCO_ALL_CELLS else {}
+
+
+def coco_dataset_leakage_outputs():
+    return [f"{COCO_LEAK}/dataset/split={s}.json" for s in (COCO["splits"] if COCO_ALL_CELLS else ["{split}"])]
+
+
+def coco_model_leakage_keys():
+    """(split, aug, pairing, lr, seed) of the models one model-leakage job attacks: every Table 3 model, or the
+    wildcards' one."""
+    if COCO_ALL_CELLS:
+        return [(sp, aug, pa, coco_lr(COCO["table3_lr"]), s) for sp, aug, pa, s in coco_table3_keys()]
+    return [("{split}", "{aug}", "{pairing}", "{lr}", "{seed}")]
+
+
+def coco_model_leakage_logits():
+    """The logits a model-leakage job reads: every Table 3 model's (a list), or the wildcards' model's."""
+    logits = [coco_run(*k, "logits.pt") for k in coco_model_leakage_keys()]
+    return logits if COCO_ALL_CELLS else logits[0]
+
+
+def coco_model_leakage_path(split, aug, pairing, lr, seed):
+    return f"{COCO_LEAK}/model/split={split}/{aug}/pairing={pairing}/lr={lr}/seed={seed}.json"
+
+
 def coco_bench_files():
     """Snakemake's benchmark file of every COCO training job (gathered by rule job_costs)."""
+    if COCO_ALL_CELLS:
+        return [f"{BENCH_JOBS}/coco/{COCO_TRAIN_NAME}.tsv"]
     return [f"{BENCH_JOBS}/coco/split={c[0]}/{c[1]}/pairing={c[2]}/lr={c[3]}.tsv" for c in coco_cells()]
