@@ -22,7 +22,9 @@ def test_full_config_dry_run_has_the_paper_grid():
     proc = snakemake("-n", "--forceall", "--cores", 8, "--resources", "gpu=2", "--quiet", "rules", check=True)
     counts = job_counts(proc.stdout)
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())["colored_mnist"]
-    assert counts["colored_mnist_train"] == 7 * 5 * len(cfg["seeds"]) == 175
+    # rows trained from scratch (baseline, blindeye, gray) and rows starting from the baseline (lnl, lnl_adaptive)
+    assert counts["colored_mnist_train"] == 7 * 3 * len(cfg["seeds"]) == 105
+    assert counts["colored_mnist_train_from_init"] == 7 * 2 * len(cfg["seeds"]) == 70
     assert counts["colored_mnist_prepare"] == 7 and counts["colored_mnist_table"] == 1
     # reweighting: share x method jobs, each training all 10 seeds
     assert counts["fairface_train"] == 13 * 6 and counts["l2rw_mnist_train"] == 5 * 6
@@ -33,7 +35,8 @@ def test_full_config_dry_run_has_the_paper_grid():
 def test_mini_config_dry_run_batches_seeds_and_sigma2():
     proc = snakemake("-n", "--forceall", "--cores", 2, "--configfile", "config/mini.yaml", "--quiet", "rules",
                      check=True)
-    assert job_counts(proc.stdout)["colored_mnist_train"] == 5  # one per method: every sigma2 and seed in it
+    counts = job_counts(proc.stdout)  # one per method: every sigma2 and seed in it
+    assert counts["colored_mnist_train"] == 3 and counts["colored_mnist_train_from_init"] == 2
 
 
 def test_training_jobs_declare_a_gpu_and_aggregation_none(tmp_path):
@@ -122,7 +125,8 @@ def test_mini_slice_through_snakemake_builds_the_table(tmp_path):
     counts = job_counts(snakemake("colored_mnist", "-n", "--cores", 2, "--configfile", path, "--quiet", "rules",
                                   check=True).stdout)
     # mini: sigma2_per_job all, so lnl's one job (both sigma2) reruns, baseline's and gray's do not
-    assert counts.get("colored_mnist_train") == 1 and "colored_mnist_prepare" not in counts
+    assert counts.get("colored_mnist_train_from_init") == 1 and "colored_mnist_train" not in counts
+    assert "colored_mnist_prepare" not in counts
 
 
 @pytest.mark.slow

@@ -27,34 +27,44 @@ rule colored_mnist_prepare:
 
 # One job per seed, or (seeds_per_job: all) one job per (sigma2, method) cell training every seed in one
 # process, or (sigma2_per_job: all too) one job per method training every sigma2 and seed, so that interpreter
-# start-up and imports do not dominate short runs: one rule for all, whose paths, sigma2 values and seeds come
-# from CM_JOB_SIGMA2, CM_JOB_PATH, CM_JOB_SEEDS, CM_JOB_NAME (colored_mnist_common.smk).
-rule colored_mnist_train:
-    input:
-        unpack(cm_train_inputs),
-    output:
-        metrics=[cm_run(v, "{method}", s, "metrics.json") for v in CM_JOB_SIGMA2 for s in CM_JOB_SEEDS],
-        model=[cm_run(v, "{method}", s, "model.pt") for v in CM_JOB_SIGMA2 for s in CM_JOB_SEEDS],
-    params:
-        sigma2=cm_job_sigma2,
-        seeds=cm_job_seeds,
-        state=lambda wc: [f"{CM_STATE}/sigma2={v}/{wc.method}/seed={s}.pt"
-                          for v in cm_job_sigma2(wc) for s in cm_job_seeds(wc)],
-        hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
-        model=CM["model"],
-        train=CM["train"],
-        device=config["device"],
-    log:
-        f"{RESULTS}/logs/colored_mnist/{CM_JOB_PATH}/{CM_JOB_NAME}.log",
-    benchmark:
-        cm_bench(CM_JOB_PATH, CM_JOB_NAME)
-    threads: threads_of("train")
-    resources:
-        **res("train"),
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../../scripts/colored_mnist_train.py"
+# start-up and imports do not dominate short runs; paths, sigma2 values and seeds come from CM_JOB_SIGMA2,
+# CM_JOB_PATH, CM_JOB_SEEDS, CM_JOB_NAME (colored_mnist_common.smk). Rows that start from another row's model
+# (`init_from`, e.g. lnl) train in a rule of their own, colored_mnist_train_from_init: the same job, but a
+# separate node in the rule graph (Snakemake draws a rule once per dependency level).
+for _name, _rows in (("colored_mnist_train", CM_ROWS_FROM_SCRATCH), ("colored_mnist_train_from_init", CM_ROWS_FROM_INIT)):
+    if not _rows:
+        continue
+
+    rule:
+        name:
+            _name
+        wildcard_constraints:
+            method="|".join(_rows),
+        input:
+            unpack(cm_train_inputs),
+        output:
+            metrics=[cm_run(v, "{method}", s, "metrics.json") for v in CM_JOB_SIGMA2 for s in CM_JOB_SEEDS],
+            model=[cm_run(v, "{method}", s, "model.pt") for v in CM_JOB_SIGMA2 for s in CM_JOB_SEEDS],
+        params:
+            sigma2=cm_job_sigma2,
+            seeds=cm_job_seeds,
+            state=lambda wc: [f"{CM_STATE}/sigma2={v}/{wc.method}/seed={s}.pt"
+                              for v in cm_job_sigma2(wc) for s in cm_job_seeds(wc)],
+            hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
+            model=CM["model"],
+            train=CM["train"],
+            device=config["device"],
+        log:
+            f"{RESULTS}/logs/colored_mnist/{CM_JOB_PATH}/{CM_JOB_NAME}.log",
+        benchmark:
+            cm_bench(CM_JOB_PATH, CM_JOB_NAME)
+        threads: threads_of("train")
+        resources:
+            **res("train"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/colored_mnist_train.py"
 
 
 rule colored_mnist_table:

@@ -61,6 +61,11 @@ def cm_init_from(method):
     return method_entry(method, CM["hparams"][method])[1].get("init_from")
 
 
+# every configured row (not only the table's: an init_from row may start from a row outside the table)
+CM_ROWS_FROM_INIT = [r for r in CM["hparams"] if cm_init_from(r)]
+CM_ROWS_FROM_SCRATCH = [r for r in CM["hparams"] if not cm_init_from(r)]
+
+
 def cm_train_inputs(wc):
     """The prepared data of every sigma2 of the job and, for init_from rows, the initial models (sigma2-major)."""
     out = {"data": [f"{CM_PREPARED}/sigma2={v}.pt" for v in cm_job_sigma2(wc)]}
