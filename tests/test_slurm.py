@@ -43,7 +43,7 @@ def readme_cluster_command() -> list[str]:
 def slurm_slice(cfg):
     cfg["resources"]["train"]["gpu"] = 1  # every training job asks Slurm for a (fake) GPU
     cm = cfg["colored_mnist"]
-    cm["sigma2"], cm["seeds"], cm["seeds_per_job"] = [0.02], [0], 1
+    cm["sigma2"], cm["seeds"], cm["seeds_per_job"], cm["sigma2_per_job"] = [0.02], [0], 1, 1  # full-scale jobs
     base = {**cm["hparams"]["baseline"], "epochs": EPOCHS}
     cm["hparams"] = {"baseline": base, "baseline_twin": {**base, "method": "baseline"}}
     cm["methods"] = ["baseline", "baseline_twin"]

@@ -231,11 +231,14 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
     table = pd.read_csv(res / "tables/fairface_reweighting.csv")
     assert set(table.columns) >= {"share", "method", "split", "acc_mean", "acc_std", "n_seeds", "acc_white_mean",
                                   "acc_poc_mean", "balanced_acc_mean"}
-    assert len(table) == 2 * 3 * 2 and (table.n_seeds == 2).all()
+    # 2 shares x 3 methods x 2 splits, and the balanced baseline (share 0.5) on both splits
+    assert len(table) == 2 * 3 * 2 + 2 and (table.n_seeds == 2).all()
+    assert set(table[table.share == 0.5].method) == {"baseline"}
     for split in ("train", "test"):
         for band in ("60-90", "91-99"):
-            for ext in ("png", "pdf"):
-                assert (res / f"figures/fairface_{split}_acc_{band}.{ext}").stat().st_size > 1000
+            for kind in ("acc", "per_class"):
+                for ext in ("png", "pdf"):
+                    assert (res / f"figures/fairface_{split}_{kind}_{band}.{ext}").stat().st_size > 1000
     md = (res / "tables/l2rw_mnist.md").read_text()
     assert "| l2rw |" in md and "p=0.99" in md
     split = json.loads((res / "prepared/l2rw_mnist/share=0.990.json").read_text())
