@@ -112,8 +112,10 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
           states: list[str], device: str, progress: bool = True) -> None:
     from debias import methods
     from debias.config import method_entry
+    from debias.determinism import configure as configure_determinism
 
     dev = resolve_device(device)
+    configure_determinism(train_cfg.get("deterministic", True))  # as every other experiment's runs (runner.py)
     images = torch.load(data, map_location="cpu", weights_only=True)
     lab = torch.load(labels, map_location="cpu", weights_only=True)
     gamma = gamma_of(split)
