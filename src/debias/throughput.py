@@ -1,0 +1,485 @@
+"""Training throughput of every experiment's network at its full-scale settings, on this machine's device.
+
+    python -m debias.throughput [--config config/config.yaml] [--seconds 8] [--only coco,waterbirds]
+                                [--out results/benchmarks/throughput_manual.csv]
+
+For every (experiment, table row) of the config, and a few variants worth knowing (a photo network trained
+whole instead of head-only, deterministic kernels off, ``torch.compile`` for the small networks), it builds the
+method exactly as a training job does, feeds it synthetic data of the real shapes and dtypes kept on the device
+(uint8 images; the photo datasets through the device-side crop / flip / normalise pipeline, bf16 autocast and
+channels_last as configured), takes warm-up steps, then as many timed steps as fit in ``--seconds``. Per row:
+steps/s, images/s, peak GPU memory, the mean GPU utilisation sampled by NVML during the timed steps (empty when
+NVML is not there), the device's name. The photo networks start from random weights (the ImageNet weights
+cannot be fetched offline and do not change the cost).
+
+``--processes K`` runs K copies of one case (``--case experiment/row``) at once, each in its own process on the
+same device, and reports their summed rate: what packing several small jobs onto one GPU gains.
+
+A second file, ``<out stem>_projection.csv``, multiplies each table's number of runs and steps per run (from the
+config) by the measured rate of its rows: the GPU time one table would take *at one run at a time*, labelled as a
+projection, never as a measured run time.
+
+By hand it writes ``results/benchmarks/throughput_manual.csv``; the rule ``throughput`` writes
+``<results>/benchmarks/throughput.csv`` (and refuses to be overwritten by hand, as ``debias.benchmark``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from debias.io import write_text
+
+RULE_OUT = "benchmarks/throughput.csv"
+MANUAL_OUT = "results/benchmarks/throughput_manual.csv"
+HEADER = ["experiment", "row", "method", "variant", "model", "batch_size", "steps_per_s", "images_per_s",
+          "ms_per_step", "peak_memory_mb", "gpu_util_pct", "steps_timed", "device", "status"]
+
+
+@dataclass
+class Case:
+    experiment: str
+    row: str  # the config row (table line)
+    method: str  # registered class
+    hp: dict[str, Any]
+    model: str  # what network, in words
+    make_backbone: Callable[[], Any]
+    batch_size: int
+    data: Callable[[torch.device], dict[str, dict[str, torch.Tensor]]]  # splits on the device
+    photo: dict[str, Any] | None = None  # {"crop": int, "view": "train" | "eval"}: the device image pipeline
+    channels_last: bool = False
+    deterministic: bool = True
+    compile: str = "none"  # none | default | reduce-overhead | max-autotune-no-cudagraphs
+    variant: str = "as configured"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- synthetic data of the real shapes ------------------------------------------------------------------------
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def colored_mnist_data(n: int = 60_000, n_bins: int = 8):
+    def make(device):
+        g = _gen()
+        train = {"x": torch.randint(0, 256, (n, 3, 28, 28), generator=g, dtype=torch.uint8),
+                 "y": torch.randint(0, 10, (n,), generator=g),
+                 "bias": torch.randint(0, n_bins, (n, 3, 14, 14), generator=g)}
+        return {"train": {k: v.to(device) for k, v in train.items()}}
+    return make
+
+
+def lenet_data(n: int, image_size: int = 28, minority: float = 0.05):
+    def make(device):
+        g = _gen()
+        y = (torch.rand(n, generator=g) < minority).long()
+        train = {"x": torch.randint(0, 256, (n, 1, image_size, image_size), generator=g, dtype=torch.uint8), "y": y}
+        val = {"x": torch.randint(0, 256, (10, 1, image_size, image_size), generator=g, dtype=torch.uint8),
+               "y": torch.arange(10) % 2}
+        return {"train": {k: v.to(device) for k, v in train.items()}, "val": {k: v.to(device) for k, v in val.items()}}
+    return make
+
+
+def coco_data(n: int, stored: int, num_objects: int):
+    def make(device):
+        g = _gen()
+        train = {"x": torch.randint(0, 256, (n, 3, stored, stored), generator=g, dtype=torch.uint8),
+                 "y": (torch.rand(n, num_objects, generator=g) < 0.04).float(),
+                 "group": torch.randint(0, 2, (n,), generator=g)}
+        return {"train": {k: v.to(device) for k, v in train.items()}}
+    return make
+
+
+def waterbirds_data(n: int, size: int, group_counts=(3498, 184, 56, 1057)):
+    def make(device):
+        g = _gen()
+        weights = torch.tensor(group_counts, dtype=torch.float)
+        group = torch.multinomial(weights, n, replacement=True, generator=g)
+        train = {"x": torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8),
+                 "y": group // 2, "group": group, "index": torch.arange(n)}
+        return {"train": {k: v.to(device) for k, v in train.items()}}
+    return make
+
+
+# -- the cases of a config ------------------------------------------------------------------------------------
+
+
+def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
+    from debias.config import method_entry
+    from debias.models import colored_mnist_backbone, l2rw_lenet_backbone, resnet50_backbone
+
+    out: list[Case] = []
+    if "colored_mnist" in cfg:
+        cm = cfg["colored_mnist"]
+        m = cm["model"]
+        make = lambda: colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])  # noqa: E731
+        data = colored_mnist_data(n_bins=m["n_bins"])
+        for row in cm["methods"]:
+            cls, hp = method_entry(row, cm["hparams"][row])
+            out.append(Case("colored_mnist", row, cls, hp, f"conv net width {m['width']}", make,
+                            hp.get("batch_size", cm["train"]["batch_size"]), data,
+                            channels_last=cm["train"].get("channels_last", False),
+                            deterministic=cm["train"].get("deterministic", True)))
+    if "reweighting" in cfg:
+        rw = cfg["reweighting"]
+        size = rw["fairface"]["image_size"]
+        for exp, n, image_size in (("fairface", rw["fairface"]["n_train"], size),
+                                   ("l2rw_mnist", rw["l2rw_mnist"]["n_train"], 28)):
+            make = (lambda s: lambda: l2rw_lenet_backbone(1, 1, rw["model"]["width"], s))(image_size)
+            for row in rw["methods"]:
+                cls, hp = method_entry(row, rw[exp]["hparams"][row])
+                out.append(Case(exp, row, cls, hp, f"LeNet width {rw['model']['width']}", make,
+                                hp.get("batch_size", rw["train"]["batch_size"]), lenet_data(n, image_size),
+                                deterministic=rw["train"].get("deterministic", True)))
+    for exp in ("coco", "waterbirds"):
+        if exp not in cfg:
+            continue
+        sec = cfg[exp]
+        if sec["model"]["arch"] != "resnet50":
+            continue  # the mini configs' small ResNets: the CPU step-cost benchmark covers them
+        rows = sec["augmentations"] if exp == "coco" else sec["methods"]
+        if exp == "coco":
+            n_out = 79
+            make = lambda: resnet50_backbone(79, None)  # noqa: E731
+            data = coco_data(4096, sec["image"]["stored"], n_out)
+            photo = {"crop": sec["image"]["crop"], "view": "train"}
+        else:
+            make = lambda: resnet50_backbone(2, None)  # noqa: E731
+            data = waterbirds_data(4795, sec["image"]["crop"])
+            photo = {"crop": sec["image"]["crop"], "view": "eval"}  # the reference trains on the centre crop
+        for row in rows:
+            cls, hp = method_entry(row, sec["hparams"][row])
+            hp = {**hp, "autocast": sec["train"].get("autocast", True)}
+            if exp == "coco":
+                hp = {**hp, "lr": sec["table3_lr"], "pairing": "random"}
+            if cls == "fisher_flat" and hp.get("epsilon") is None:
+                hp = {**hp, "warmup_epochs": 0, "epsilon": 1.0}  # time the constrained phase (the costly one)
+            base = Case(exp, row, cls, hp, "ResNet-50", make, hp.get("batch_size", sec["train"]["batch_size"]), data,
+                        photo=photo, channels_last=sec["train"].get("channels_last", False),
+                        deterministic=sec["train"].get("deterministic", True))
+            out.append(base)
+            if exp == "coco" and hp.get("train_layers") == "head":
+                out.append(replace(base, hp={**hp, "train_layers": "all"}, variant="whole network trains"))
+            if cls == "fisher_flat" and hp["trace"] == "last_layer":
+                out.append(replace(base, hp={**hp, "trace": "full", "trace_chunk": hp.get("trace_chunk", 16)},
+                                   variant="trace: full"))
+    # variants worth knowing: what deterministic kernels cost, and what compiling the small networks gains
+    # (the L2RW grid's LeNet is FairFace's: its variants would repeat FairFace's)
+    firsts = {}
+    for c in out:
+        firsts.setdefault(c.experiment, c)
+    extra = []
+    for exp, c in firsts.items():
+        if exp == "l2rw_mnist":
+            continue
+        if exp == "coco":
+            c = replace(c, hp={**c.hp, "train_layers": "all"}, variant="whole network trains")
+            extra.append(replace(c, batch_size=128, variant="whole network trains; batch 128"))
+        if c.deterministic:
+            extra.append(replace(c, deterministic=False, variant=f"{c.variant}; deterministic off".replace(
+                "as configured; ", "")))
+        if c.photo is None:
+            for mode in ("default", "reduce-overhead"):
+                extra.append(replace(c, compile=mode, variant=f"torch.compile mode={mode}"))
+    return out + extra
+
+
+# -- measuring ------------------------------------------------------------------------------------------------
+
+
+class GpuSampler:
+    """Mean GPU utilisation (%) over a window, sampled by NVML every 50 ms; None without NVML or a GPU."""
+
+    def __init__(self, device: torch.device):
+        self.samples: list[int] = []
+        self.handle = None
+        if device.type != "cuda":
+            return
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self.nvml = pynvml
+        except Exception:  # noqa: BLE001 - NVML missing or unusable: utilisation stays unknown
+            self.handle = None
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        if self.handle is not None:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self.samples.append(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self._stop.set()
+            self.thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.samples) if self.samples else None
+
+
+def index_stream(method, n: int, batch_size: int, device: torch.device, seed: int = 0):
+    """Batch indices forever, epoch after epoch, as the training loops draw them (the method's sampler if any)."""
+    from debias.engine import epoch_generator, epoch_order
+
+    epoch = 0
+    while True:
+        steps = -(-n // batch_size)
+        if method.batch_sampler is not None:
+            for idx in method.batch_sampler(n, batch_size, steps, epoch_generator(seed, epoch)):
+                yield idx.to(device)
+        else:
+            order = epoch_order(n, seed, epoch).to(device)
+            for s in range(0, n - batch_size + 1, batch_size):  # full batches only: the timing is per batch size
+                yield order[s : s + batch_size]
+        epoch += 1
+
+
+_DATA: dict = {}
+
+
+def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> dict[str, Any]:
+    from debias import methods
+    from debias.data.image_pipeline import Pipeline
+    from debias.determinism import configure
+    from debias.engine import make_batch
+
+    configure(case.deterministic)
+    torch.manual_seed(0)
+    key = (id(case.data), str(device))  # one synthetic dataset per experiment, shared by its cases
+    if key not in _DATA:
+        _DATA.clear()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        _DATA[key] = case.data(device)
+    splits = _DATA[key]
+    train = splits["train"]
+    method = methods.get(case.method)(case.make_backbone(), case.hp).to(device)
+    if case.channels_last:
+        method.modules.to(memory_format=torch.channels_last)
+    method.attach(splits)
+    if case.compile != "none":
+        for key in list(method.modules.keys()):
+            method.modules[key] = torch.compile(method.modules[key], mode=case.compile)
+    n = train["y"].shape[0]
+    method.on_epoch_start(0, 1, -(-n // case.batch_size))
+    pipe = Pipeline(crop=case.photo["crop"], channels_last=case.channels_last) if case.photo else None
+    stream = index_stream(method, n, case.batch_size, device)
+
+    def batch():
+        idx = next(stream)
+        if pipe is None:
+            return make_batch(train, idx, case.channels_last)
+        b = {k: v[idx] for k, v in train.items() if k != "x"}
+        b["x"] = pipe.train_view(train["x"][idx]) if case.photo["view"] == "train" else pipe.eval_view(train["x"][idx])
+        return b
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    method.train(True)
+    t_warm, done = time.perf_counter(), 0
+    least = warmup if case.compile != "none" else 2  # compiled: the graphs are recorded over the first calls
+    while done < max(warmup, 2) and (done < least or time.perf_counter() - t_warm < 2 * seconds):
+        method.update(batch())  # warm-up: kernels chosen, allocator filled, compilation done
+        sync()
+        done += 1
+    step_s = (time.perf_counter() - t_warm) / done
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    steps, chunk = 0, max(1, min(10, int(seconds / 4 / step_s)))  # the clock is read every `chunk` steps
+    with GpuSampler(device) as util:
+        t0 = time.perf_counter()
+        while True:
+            for _ in range(chunk):
+                method.update(batch())
+            steps += chunk
+            sync()
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                break
+    from debias.engine import peak_memory_mb
+
+    rate = steps / elapsed
+    return {"steps_per_s": rate, "images_per_s": rate * case.batch_size, "ms_per_step": 1000 / rate,
+            "peak_memory_mb": peak_memory_mb(device), "gpu_util_pct": util.mean, "steps_timed": steps}
+
+
+def device_name(device: torch.device) -> str:
+    from debias.benchmark import device_name as name
+
+    return name(device)
+
+
+def row_of(case: Case, device: torch.device, result: dict[str, Any] | None, status: str) -> dict[str, Any]:
+    return {"experiment": case.experiment, "row": case.row, "method": case.method, "variant": case.variant,
+            "model": case.model, "batch_size": case.batch_size, **(result or {}),
+            "device": device_name(device), "status": status}
+
+
+def run_cases(cases: list[Case], device: torch.device, seconds: float, warmup: int, on_row=None) -> list[dict]:
+    rows = []
+    for i, case in enumerate(cases, 1):
+        label = f"[{i}/{len(cases)}] {case.experiment}/{case.row} ({case.variant})"
+        print(f"{label} ...", file=sys.stderr, flush=True)
+        try:
+            result, status = measure(case, device, seconds, warmup), "ok"
+            print(f"{label}: {result['steps_per_s']:.1f} steps/s, {result['images_per_s']:.0f} images/s, "
+                  f"{result['peak_memory_mb']:.0f} MB, util {result['gpu_util_pct']}", file=sys.stderr, flush=True)
+        except Exception as exc:  # noqa: BLE001 - a case that cannot run (e.g. out of memory) is reported, not fatal
+            result, status = None, f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            print(f"{label}: {status}", file=sys.stderr, flush=True)
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        rows.append(row_of(case, device, result, status))
+        if on_row:
+            on_row(rows)
+    return rows
+
+
+# -- several processes on one device ---------------------------------------------------------------------------
+
+
+def run_packed(config: str, case_key: str, processes: int, device: str, seconds: float, warmup: int) -> dict:
+    """K processes timing the same case at the same moment; their summed steps/s."""
+    start_at = time.time() + 45.0  # after every process has imported torch and warmed up
+    cmd = [sys.executable, "-m", "debias.throughput", "--config", config, "--case", case_key, "--device", device,
+           "--seconds", str(seconds), "--warmup", str(warmup), "--start-at", str(start_at), "--json"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    results = []
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"packed run of {case_key} failed (exit {p.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {"processes": processes, "steps_per_s_total": sum(r["steps_per_s"] for r in results),
+            "steps_per_s_each": [r["steps_per_s"] for r in results], "case": case_key}
+
+
+# -- projections ----------------------------------------------------------------------------------------------
+
+
+def projection(cfg: dict[str, Any], rows: list[dict]) -> list[dict]:
+    """GPU hours of each table at one run at a time, from the measured rate of each row (as configured)."""
+    rate = {(r["experiment"], r["row"]): r["steps_per_s"] for r in rows
+            if r["status"] == "ok" and r["variant"] == "as configured"}
+    out = []
+
+    def add(exp, row, runs, steps):
+        if (exp, row) in rate:
+            s = runs * steps / rate[(exp, row)]
+            out.append({"experiment": exp, "row": row, "runs": runs, "steps_per_run": steps,
+                        "steps_per_s": rate[(exp, row)], "projected_hours": s / 3600})
+
+    if "colored_mnist" in cfg:
+        cm = cfg["colored_mnist"]
+        steps_per_epoch = -(-60_000 // cm["train"]["batch_size"])
+        for row in cm["methods"]:
+            hp = cm["hparams"][row]
+            add("colored_mnist", row, len(cm["sigma2"]) * len(cm["seeds"]), hp["epochs"] * steps_per_epoch)
+    if "reweighting" in cfg:
+        rw = cfg["reweighting"]
+        for exp in ("fairface", "l2rw_mnist"):
+            for row in rw["methods"]:
+                extra = 1 if exp == "fairface" and row in rw["fairface"].get("balanced_reference", []) else 0
+                add(exp, row, (len(rw[exp]["shares"]) + extra) * len(rw["seeds"]), rw[exp]["hparams"][row]["steps"])
+    return out
+
+
+# -- entry point ----------------------------------------------------------------------------------------------
+
+
+def write_csv(rows: list[dict], out: str | Path, header: list[str]) -> None:
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4f}" if math.isfinite(v) else ""
+        text = str(v)
+        return f'"{text}"' if "," in text else text
+
+    write_text(out, "\n".join([",".join(header)] + [",".join(fmt(r.get(h)) for h in header) for r in rows]) + "\n")
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """The config as YAML (validated by the workflow when Snakemake runs; the GPU images lack jsonschema)."""
+    import yaml
+
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seconds", type=float, default=8.0, help="timed seconds per case")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps per case (x5 for compiled cases)")
+    p.add_argument("--only", default="", help="comma-separated experiments (default: every one in the config)")
+    p.add_argument("--compiled", choices=["with", "without", "only"], default="with",
+                   help="the torch.compile variants: with the others, left out, or alone")
+    p.add_argument("--case", default="", help="experiment/row[/variant]: one case")
+    p.add_argument("--processes", type=int, default=0, help="with --case: K concurrent processes, summed rate")
+    p.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--out", default=MANUAL_OUT)
+    args = p.parse_args(argv)
+    cfg = load_config(args.config)
+    device = torch.device(args.device)
+    cases = cases_from_config(cfg)
+    if args.only:
+        keep = set(args.only.split(","))
+        cases = [c for c in cases if c.experiment in keep]
+    if args.compiled != "with":
+        cases = [c for c in cases if (c.compile != "none") == (args.compiled == "only")]
+    if args.case:
+        exp, row, *variant = args.case.split("/")
+        cases = [c for c in cases if (c.experiment, c.row) == (exp, row)
+                 and c.variant == (variant[0] if variant else "as configured")]
+        if not cases:
+            p.error(f"--case {args.case}: no such case in {args.config}")
+        if args.processes:
+            print(json.dumps(run_packed(args.config, args.case, args.processes, args.device, args.seconds,
+                                        args.warmup)))
+            return
+        if args.json:  # one process of a packed run: warm up, wait for the common start, time
+            case = cases[0]
+            measure(case, device, 1.0, args.warmup)
+            time.sleep(max(0.0, args.start_at - time.time()))
+            print(json.dumps(measure(case, device, args.seconds, 0)))
+            return
+    if Path(args.out).parts[-2:] == Path(RULE_OUT).parts:
+        p.error(f"--out {args.out}: that is the pipeline's output (rule throughput); write elsewhere")
+    stem = Path(args.out).with_suffix("")
+    rows = run_cases(cases, device, args.seconds, args.warmup, on_row=lambda r: write_csv(r, args.out, HEADER))
+    proj = projection(cfg, rows)
+    write_csv(proj, f"{stem}_projection.csv",
+              ["experiment", "row", "runs", "steps_per_run", "steps_per_s", "projected_hours"])
+    print(f"wrote {args.out} and {stem}_projection.csv", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
