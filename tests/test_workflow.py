@@ -211,7 +211,7 @@ def tiny_everything(cfg):
     tiny(cfg, sigma2=(0.02,), methods=("baseline",), seeds=(0,), epochs=1)
     tiny_reweighting(cfg)
     tiny_coco(cfg)
-    cfg["benchmark"] = {"warmup": 0, "repeats": 1}
+    cfg["benchmark"] = {**cfg["benchmark"], "warmup": 0, "repeats": 1}
 
 
 @pytest.fixture(scope="module")

@@ -72,8 +72,42 @@ def fairface(tables: Path) -> str:
             + _table(["method"] + [f"share {s:g}" for s in shares], rows))
 
 
+def coco(tables: Path) -> str:
+    leak = pd.read_csv(tables / "coco_leakage.csv")
+    mp = pd.read_csv(tables / "coco_map.csv")
+    augs = [a for a in ("nomix", "mixup", "cutmix") if f"{a}_mean" in leak.columns]
+    names = {"nomix": "normal", "mixup": "mixup", "cutmix": "cutmix"}
+
+    def row(attacker, pairing, split="none"):
+        return leak[(leak.attacker == attacker) & (leak.pairing == pairing) & (leak.split == split)].iloc[0]
+
+    r = row("unbalanced", "random")
+    rounds, seeds = int(r[f"{augs[0]}_n"]), int(mp.n_seeds.max())
+    table3 = _table(["", "dataset"] + [names[a] for a in augs], [
+        ["leakage", f"{r.dataset_mean:.2f} ± {r.dataset_std:.2f}"]
+        + [f"{r[f'{a}_mean']:.2f} ± {r[f'{a}_std']:.2f}" for a in augs],
+        ["Δ = model − dataset", ""] + [f"{r[f'{a}_delta']:+.2f}" for a in augs]])
+    lrs = sorted(mp.lr.unique())
+    table2 = _table(["lr"] + [names[a] for a in augs], [
+        [f"{lr:.0e}"] + [f"{mp[(mp.augmentation == a) & (mp.lr == lr)].map_mean.iloc[0]:.1f}" for a in augs]
+        for lr in lrs])
+    lines = [f"Table 3, unbalanced attacker, random partners, original train split (%, {rounds} attacker values "
+             f"per cell: rounds × seeds):", "", table3, "",
+             f"Dataset leakage against the test split's majority-gender rate {r.majority:.1f} %"]
+    if ((leak.attacker == "balanced") & (leak.split == "none")).any():
+        b = row("balanced", "random")
+        lines[-1] += f"; with the balanced, folded attacker {b.dataset_mean:.1f} % (chance 50 %)"
+    lines[-1] += "."
+    if "balanced" in set(leak.pairing) and "mixup" in augs:
+        bal = row("unbalanced", "balanced")
+        lines[-1] += (f" Gender-balanced partners: mixup {bal.mixup_mean:.1f} % (random partners "
+                      f"{r.mixup_mean:.1f} %).")
+    lines += ["", f"Table 2, test mAP (%) over the classes present, {seeds} seed(s):", "", table2]
+    return "\n".join(lines)
+
+
 SNIPPETS: dict[str, Callable[[Path], str]] = {"colored_mnist": colored_mnist, "l2rw_mnist": l2rw_mnist,
-                                              "fairface": fairface}
+                                              "fairface": fairface, "coco": coco}
 
 
 def render(readme: str, results: Path) -> str:

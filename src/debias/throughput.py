@@ -15,9 +15,10 @@ cannot be fetched offline and do not change the cost).
 ``--processes K`` runs K copies of one case (``--case experiment/row``) at once, each in its own process on the
 same device, and reports their summed rate: what packing several small jobs onto one GPU gains.
 
-A second file, ``<out stem>_projection.csv``, multiplies each table's number of runs and steps per run (from the
-config) by the measured rate of its rows: the GPU time one table would take *at one run at a time*, labelled as a
-projection, never as a measured run time.
+A second file, ``<out stem>_projection.csv``, divides each table row's runs × steps per run (from the config) by
+the row's measured rate: the device time the row would take *at one run at a time*, labelled a projection, never
+a measured run time (colored MNIST, FairFace, the L2RW grid; the photo experiments' images per second speak for
+themselves).
 
 By hand it writes ``results/benchmarks/throughput_manual.csv``; the rule ``throughput`` writes
 ``<results>/benchmarks/throughput.csv`` (and refuses to be overwritten by hand, as ``debias.benchmark``).
@@ -43,6 +44,7 @@ from debias.io import write_text
 
 RULE_OUT = "benchmarks/throughput.csv"
 MANUAL_OUT = "results/benchmarks/throughput_manual.csv"
+PROJECTION_HEADER = ["experiment", "row", "runs", "steps_per_run", "steps_per_s", "projected_hours", "device"]
 HEADER = ["experiment", "row", "method", "variant", "model", "batch_size", "steps_per_s", "images_per_s",
           "ms_per_step", "peak_memory_mb", "gpu_util_pct", "steps_timed", "device", "status"]
 
@@ -72,7 +74,7 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def colored_mnist_data(n: int = 60_000, n_bins: int = 8):
+def colored_mnist_data(n: int, n_bins: int = 8):
     def make(device):
         g = _gen()
         train = {"x": torch.randint(0, 256, (n, 3, 28, 28), generator=g, dtype=torch.uint8),
@@ -126,7 +128,7 @@ def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
         cm = cfg["colored_mnist"]
         m = cm["model"]
         make = lambda: colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])  # noqa: E731
-        data = colored_mnist_data(n_bins=m["n_bins"])
+        data = colored_mnist_data(mnist_train_size(cfg), m["n_bins"])
         for row in cm["methods"]:
             cls, hp = method_entry(row, cm["hparams"][row])
             out.append(Case("colored_mnist", row, cls, hp, f"conv net width {m['width']}", make,
@@ -382,6 +384,15 @@ def run_packed(config: str, case_key: str, processes: int, device: str, seconds:
 # -- projections ----------------------------------------------------------------------------------------------
 
 
+def mnist_train_size(cfg: dict[str, Any]) -> int:
+    """Training digits of the configured MNIST: the real 60,000, or the embedded ones left after the test digits."""
+    if cfg["mnist"]["source"] == "embedded":
+        from debias.data.mini.mnist import EMBEDDED_PER_CLASS
+
+        return 10 * (EMBEDDED_PER_CLASS - cfg["mnist"]["test_per_class"])
+    return 60_000
+
+
 def projection(cfg: dict[str, Any], rows: list[dict]) -> list[dict]:
     """GPU hours of each table at one run at a time, from the measured rate of each row (as configured)."""
     rate = {(r["experiment"], r["row"]): r["steps_per_s"] for r in rows
@@ -396,7 +407,7 @@ def projection(cfg: dict[str, Any], rows: list[dict]) -> list[dict]:
 
     if "colored_mnist" in cfg:
         cm = cfg["colored_mnist"]
-        steps_per_epoch = -(-60_000 // cm["train"]["batch_size"])
+        steps_per_epoch = -(-mnist_train_size(cfg) // cm["train"]["batch_size"])
         for row in cm["methods"]:
             hp = cm["hparams"][row]
             add("colored_mnist", row, len(cm["sigma2"]) * len(cm["seeds"]), hp["epochs"] * steps_per_epoch)
@@ -449,12 +460,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     cfg = load_config(args.config)
     device = torch.device(args.device)
-    cases = cases_from_config(cfg)
+    cases = select_cases(cfg, args.compiled)
     if args.only:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c.experiment in keep]
-    if args.compiled != "with":
-        cases = [c for c in cases if (c.compile != "none") == (args.compiled == "only")]
     if args.case:
         exp, row, *variant = args.case.split("/")
         cases = [c for c in cases if (c.experiment, c.row) == (exp, row)
@@ -472,13 +481,29 @@ def main(argv=None) -> None:
             print(json.dumps(measure(case, device, args.seconds, 0)))
             return
     if Path(args.out).parts[-2:] == Path(RULE_OUT).parts:
-        p.error(f"--out {args.out}: that is the pipeline's output (rule throughput); write elsewhere")
-    stem = Path(args.out).with_suffix("")
-    rows = run_cases(cases, device, args.seconds, args.warmup, on_row=lambda r: write_csv(r, args.out, HEADER))
-    proj = projection(cfg, rows)
-    write_csv(proj, f"{stem}_projection.csv",
-              ["experiment", "row", "runs", "steps_per_run", "steps_per_s", "projected_hours"])
-    print(f"wrote {args.out} and {stem}_projection.csv", file=sys.stderr)
+        p.error(f"--out {args.out}: that is the pipeline's output (rule throughput), which Snakemake would then "
+                f"take for up to date; write elsewhere (default {MANUAL_OUT})")
+    measure_and_write(cfg, cases, device, args.seconds, args.warmup, args.out,
+                      f"{Path(args.out).with_suffix('')}_projection.csv")
+
+
+def select_cases(cfg: dict[str, Any], compiled: str = "with") -> list[Case]:
+    """Every case of the config; ``compiled``: with the torch.compile variants, ``without`` them, or ``only`` them."""
+    cases = cases_from_config(cfg)
+    if compiled != "with":
+        cases = [c for c in cases if (c.compile != "none") == (compiled == "only")]
+    return cases
+
+
+def measure_and_write(cfg: dict[str, Any], cases: list[Case], device: torch.device, seconds: float, warmup: int,
+                      out_csv: str | Path, out_projection: str | Path) -> list[dict]:
+    """Time every case (the CSV rewritten after each, so a stopped run keeps what it measured), then the
+    projection. Both files name the device in every row."""
+    rows = run_cases(cases, device, seconds, warmup, on_row=lambda r: write_csv(r, out_csv, HEADER))
+    proj = [{**r, "device": device_name(device)} for r in projection(cfg, rows)]
+    write_csv(proj, out_projection, PROJECTION_HEADER)
+    print(f"wrote {out_csv} and {out_projection}", file=sys.stderr)
+    return rows
 
 
 if __name__ == "__main__":

