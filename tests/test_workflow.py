@@ -50,11 +50,12 @@ def test_training_jobs_declare_a_gpu_and_aggregation_none(tmp_path):
 
 def test_bad_config_stops_before_any_job(tmp_path):
     path = write_config(tmp_path, lambda c: c["colored_mnist"]["sigma2"].append(0.07))
+    i = len(yaml.safe_load(path.read_text())["colored_mnist"]["sigma2"]) - 1  # the appended value's index
     proc = snakemake("-n", "--cores", 1, "--configfile", path)
     assert proc.returncode != 0
-    assert "colored_mnist.sigma2[7]: 0.07 is not one of" in proc.stdout + proc.stderr
+    assert f"colored_mnist.sigma2[{i}]: 0.07 is not one of" in proc.stdout + proc.stderr
     # the message alone: no traceback, no Snakemake exception header (those come with --verbose)
-    assert "Error: invalid config:\n  config key colored_mnist.sigma2[7]" in proc.stderr
+    assert f"Error: invalid config:\n  config key colored_mnist.sigma2[{i}]" in proc.stderr
     assert 'File "' not in proc.stdout + proc.stderr and "ConfigError" not in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
 
