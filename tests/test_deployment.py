@@ -60,7 +60,7 @@ def test_slurm_profile_resubmits_and_keeps_going():
 ])
 def test_scheduler_keys_of_the_config_reach_the_training_jobs_only(tmp_path, extra, expect, absent):
     def gpu_site(cfg):
-        cfg["resources"]["train"].update({"gpu": 1, **extra})
+        cfg["resources"]["train_small"].update({"gpu": 1, **extra})  # colored MNIST trains as kind train_small
 
     path = write_config(tmp_path, gpu_site)
     out = snakemake("-n", "--forceall", "--cores", 2, "--configfile", path, check=True).stdout

@@ -41,7 +41,9 @@ def readme_cluster_command() -> list[str]:
 
 
 def slurm_slice(cfg):
-    cfg["resources"]["train"]["gpu"] = 1  # every training job asks Slurm for a (fake) GPU
+    cfg["resources"]["train"]["gpu"] = 1  # every training job asks Slurm for a (fake) GPU: colored MNIST's are
+    cfg["resources"]["gpu_slots_per_device"] = 4  # small jobs that share a device locally (one slot of 4); each
+    cfg["resources"]["train_small"].update(gpu=1, gpu_slots=1)  # submitted to Slurm is its own allocation
     cm = cfg["colored_mnist"]
     cm["sigma2"], cm["seeds"], cm["seeds_per_job"], cm["sigma2_per_job"] = [0.02], [0], 1, 1  # full-scale jobs
     base = {**cm["hparams"]["baseline"], "epochs": EPOCHS}
@@ -157,7 +159,7 @@ def test_training_jobs_ask_for_a_gpu_and_the_others_do_not(slurm_run):
         gpus = j.get("TresPerJob", "")
         if rule_of(j) == "colored_mnist_train":
             assert gpus == "gres:gpu:1", j
-            assert j.get("TimeLimit") == "00:30:00" and j.get("NumCPUs") == "1", j  # mini resources.train
+            assert j.get("TimeLimit") == "00:30:00" and j.get("NumCPUs") == "1", j  # mini resources.train_small
         else:
             assert "gpu" not in gpus and "gpu" not in j.get("TresPerNode", ""), j
 

@@ -39,13 +39,16 @@ def test_mini_config_dry_run_batches_seeds_and_sigma2():
     assert counts["colored_mnist_train"] == 3 and counts["colored_mnist_train_from_init"] == 2
 
 
-def test_training_jobs_declare_a_gpu_and_aggregation_none(tmp_path):
+def test_training_jobs_declare_their_gpu_slots_and_aggregation_none(tmp_path):
     proc = snakemake("-n", "--forceall", "--cores", 8, "--resources", "gpu=2", "-p", check=True)
     blocks = proc.stdout.split("\nrule ")
-    train = [b for b in blocks if b.startswith("colored_mnist_train")]
+    small = [b for b in blocks if b.startswith(("colored_mnist_train", "fairface_train", "l2rw_mnist_train"))]
+    whole = [b for b in blocks if b.startswith("coco_train")]
     table = [b for b in blocks if b.startswith("colored_mnist_table")]
-    assert train and all("gpu=1" in b for b in train)
-    assert table and all("gpu=" not in b for b in table)
+    # config: 4 slots per device; the small networks take one (and no whole GPU), ResNet-50 jobs all four
+    assert small and all("gpu_slot=1," in b and "gpu=0," in b for b in small)
+    assert whole and all("gpu_slot=4," in b and "gpu=1," in b for b in whole)
+    assert table and all("gpu" not in b.split("resources:")[-1].split("\n")[0] for b in table)
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
@@ -135,7 +138,7 @@ def test_four_gpu_jobs_with_two_gpus_never_share_a_device(tmp_path):
     def four_gpu_jobs(cfg):
         tiny(cfg, sigma2=(0.02,), methods=("baseline", "gray"), seeds=(0, 1), epochs=1)
         cfg["colored_mnist"]["seeds_per_job"] = 1
-        cfg["resources"]["train"]["gpu"] = 1
+        cfg["resources"]["train_small"]["gpu"] = 1  # one slot per device (the default): a whole GPU per job
 
     path = write_config(tmp_path, four_gpu_jobs)
     # two fake GPUs: the jobs pin themselves through the lock files, and train on the CPU (config device: cpu)
@@ -150,6 +153,29 @@ def test_four_gpu_jobs_with_two_gpus_never_share_a_device(tmp_path):
         assert a["cuda_visible_devices"] != b["cuda_visible_devices"], (a["method"], a["seed"], b["method"], b["seed"])
     for t in {r["started_unix"] + 1e-3 for r in runs}:  # never more than two at once (--resources gpu=2)
         assert sum(r["started_unix"] <= t < r["finished_unix"] for r in runs) <= 2
+
+
+@pytest.mark.slow
+def test_six_small_jobs_share_two_gpus_two_slots_each(tmp_path):
+    def six_small_jobs(cfg):
+        tiny(cfg, sigma2=(0.02,), methods=("baseline", "gray", "blindeye"), seeds=(0, 1), epochs=2)
+        cfg["colored_mnist"]["seeds_per_job"] = 1
+        cfg["resources"]["gpu_slots_per_device"] = 2
+        cfg["resources"]["train_small"].update(gpu=1, gpu_slots=1)
+
+    path = write_config(tmp_path, six_small_jobs)
+    snakemake("colored_mnist", "--cores", 6, "--resources", "gpu=2", "--configfile", path, check=True,
+              env={"DEBIAS_GPU_COUNT": "2", "CUDA_VISIBLE_DEVICES": "", "SLURM_JOB_ID": ""})
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("metrics.json")]
+    assert len(runs) == 6 and {r["cuda_visible_devices"] for r in runs} == {"0", "1"}
+    busiest = 0
+    for t in {r["started_unix"] + 1e-3 for r in runs}:
+        running = [r for r in runs if r["started_unix"] <= t < r["finished_unix"]]
+        assert len(running) <= 4  # --resources gpu=2 x 2 slots
+        for dev in ("0", "1"):  # never more jobs on one device than its slots
+            assert sum(r["cuda_visible_devices"] == dev for r in running) <= 2, (t, dev)
+        busiest = max(busiest, max(sum(r["cuda_visible_devices"] == d for r in running) for d in ("0", "1")))
+    assert busiest == 2, "no device ever ran two small jobs at once"
 
 
 @pytest.mark.slow

@@ -2,15 +2,17 @@
 
 Snakemake counts GPUs (``--resources gpu=N``) but never says which one a job should use, so two concurrent
 jobs would both land on ``cuda:0``. ``pin_gpus`` runs before torch initialises CUDA: it takes an exclusive
-``flock`` on one lock file per device slot and exports the slots it holds as ``CUDA_VISIBLE_DEVICES``. The
-kernel drops the locks when the process ends, however it ends. Under Slurm the allocation's devices are used
-as given. This module must not import torch.
+``flock`` on lock files, one per slot of a device, and exports the devices it holds as ``CUDA_VISIBLE_DEVICES``:
+a job that needs a whole device takes all its slots, a small one (``resources.<kind>.gpu_slots``) only its share,
+so several small jobs share a device. The kernel drops the locks when the process ends, however it ends. Under
+Slurm the allocation's devices are used as given. This module must not import torch.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -39,47 +41,65 @@ def visible_pool() -> list[str]:
 
 
 def pin_gpus(n: int, lock_dir: str | Path = ".snakemake/gpu-locks", poll_s: float = 1.0,
-             timeout_s: float | None = None) -> list[str] | None:
-    """Hold ``n`` device slots exclusively and set CUDA_VISIBLE_DEVICES to them; return the ids held.
+             timeout_s: float | None = None, slots: int | None = None, slots_per_device: int = 1) -> list[str] | None:
+    """Hold device slots exclusively and set CUDA_VISIBLE_DEVICES to their devices; return the device ids held.
 
-    Returns None (changing nothing) when ``n`` is 0, under Slurm, or when no GPU is visible.
+    Every device has ``slots_per_device`` slots, one lock file each (``gpu<id>.slot<k>.lock``). A job takes either
+    ``n`` whole devices (every slot of each), or, with ``slots`` < ``slots_per_device``, that many slots of one
+    device, shared with other such jobs: it goes to the device with the fewest free slots that still has enough
+    (best fit), so that small jobs pack together and leave whole devices to the jobs that need one. Returns None
+    (changing nothing) when nothing is asked for, under Slurm (the allocation's devices are used as given), or
+    when no GPU is visible.
     """
-    if n <= 0 or os.environ.get("SLURM_JOB_ID"):
+    partial = slots is not None and 0 < slots < slots_per_device
+    if (n <= 0 and not partial) or os.environ.get("SLURM_JOB_ID"):
         return None
     pool = visible_pool()
     if not pool:
         return None
-    if n > len(pool):
-        raise RuntimeError(f"job asks for {n} GPUs but only {len(pool)} are visible ({','.join(pool)})")
+    n_devices, need = (1, slots) if partial else (n, slots_per_device)
+    if n_devices > len(pool):
+        raise RuntimeError(f"job asks for {n_devices} GPUs but only {len(pool)} are visible ({','.join(pool)})")
+    what = f"{need} of {slots_per_device} slots of a GPU" if partial else f"{n_devices} whole GPU(s)"
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
     start, announced = time.monotonic(), False
     while True:
-        held = []
-        for dev in pool:
-            fh = open(lock_dir / f"gpu{dev}.lock", "a+")
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        free = {dev: _try_slots(lock_dir, dev, slots_per_device) for dev in pool}  # held while we choose
+        fits = [dev for dev in pool if len(free[dev]) >= need]
+        if len(fits) >= n_devices:
+            chosen = sorted(fits, key=lambda d: len(free[d]))[:1] if partial else fits[:n_devices]
+            for dev in pool:
+                keep = need if dev in chosen else 0
+                for fh in free[dev][keep:]:
+                    fh.close()
+                _HELD.extend(free[dev][:keep])
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(chosen)
+            print(f"pinned to GPU {','.join(chosen)} ({what}; lock files in {lock_dir})", file=sys.stderr, flush=True)
+            return chosen
+        for held in free.values():  # release everything so that two jobs cannot deadlock
+            for fh in held:
                 fh.close()
-                continue
-            held.append((dev, fh))
-            if len(held) == n:
-                break
-        if len(held) == n:
-            _HELD.extend(fh for _, fh in held)
-            ids = [dev for dev, _ in held]
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
-            print(f"pinned to GPU {','.join(ids)} (lock files in {lock_dir})", file=sys.stderr, flush=True)
-            return ids
-        for _, fh in held:  # release partial holdings so two jobs cannot deadlock
-            fh.close()
         if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"no {n} free GPU slot(s) among {pool} after {timeout_s:.0f} s ({lock_dir})")
+            raise TimeoutError(f"no {what} free among {pool} after {timeout_s:.0f} s ({lock_dir})")
         if not announced:
-            print(f"waiting for {n} free GPU slot(s) among {pool}", file=sys.stderr, flush=True)
+            print(f"waiting for {what} among {pool}", file=sys.stderr, flush=True)
             announced = True
-        time.sleep(poll_s)
+        time.sleep(poll_s * random.uniform(0.5, 1.5))  # jitter: two waiting jobs do not probe in lockstep
+
+
+def _try_slots(lock_dir: Path, dev: str, slots_per_device: int) -> list:
+    """The slot locks of ``dev`` that are free, taken (open files holding an exclusive flock)."""
+    held = []
+    for k in range(slots_per_device):
+        fh = open(lock_dir / f"gpu{dev}.slot{k}.lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            continue
+        held.append(fh)
+    return held
 
 
 def resolve_device(choice: str):

@@ -63,7 +63,9 @@ def start_job(snakemake, gpu_lock_dir: str = ".snakemake/gpu-locks") -> None:
                         stream=sys.stderr, force=True)
     from debias.devices import pin_gpus
 
-    pin_gpus(int(snakemake.resources.get("gpu", 0) or 0), gpu_lock_dir)
+    per_device = int(getattr(snakemake, "config", {}).get("resources", {}).get("gpu_slots_per_device", 1))
+    pin_gpus(int(snakemake.resources.get("gpu", 0) or 0), gpu_lock_dir,
+             slots=int(snakemake.resources.get("gpu_slot", 0) or 0) or None, slots_per_device=per_device)
     import torch
 
     torch.set_num_threads(max(1, int(snakemake.threads)))

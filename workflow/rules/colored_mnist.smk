@@ -58,9 +58,9 @@ for _name, _rows in (("colored_mnist_train", CM_ROWS_FROM_SCRATCH), ("colored_mn
             f"{RESULTS}/logs/colored_mnist/{CM_JOB_PATH}/{CM_JOB_NAME}.log",
         benchmark:
             cm_bench(CM_JOB_PATH, CM_JOB_NAME)
-        threads: threads_of("train")
+        threads: threads_of("train_small")
         resources:
-            **res("train"),
+            **res("train_small"),
         conda:
             "../../envs/torch.yaml"
         script:

@@ -28,18 +28,36 @@ SRC = str(Path(workflow.basedir).parent / "src")
 
 SCHEDULER_KEYS = ("slurm_partition", "gres", "gpu_model", "constraint", "qos", "cpus_per_gpu", "slurm_extra")
 
+# GPU slots: every device has `resources.gpu_slots_per_device` of them. `--resources gpu=N` becomes N x that many
+# `gpu_slot`s, which Snakemake then counts: a job of a kind with `gpu_slots: k` (k < per device) takes k, so
+# several small jobs share a device; any other GPU job takes a whole device (all its slots, and `gpu: 1`).
+GPU_SLOTS_PER_DEVICE = config["resources"].get("gpu_slots_per_device", 1)
+if "gpu" in workflow.global_resources:
+    _gpus = workflow.global_resources["gpu"].value
+    if isinstance(_gpus, int):
+        workflow.register_resource("gpu_slot", _gpus * GPU_SLOTS_PER_DEVICE)
+
+
+def _shared_gpu(wildcards):
+    """A job on a share of a device counts no whole GPU locally; submitted to a cluster (its own allocation) it
+    asks for one GPU."""
+    return 1 if workflow.non_local_exec else 0
+
 
 def res(kind):
-    """Resources of one kind of job (train, prepare, aggregate) as the config gives them.
+    """Resources of one kind of job (train, train_small, prepare, aggregate) as the config gives them.
 
-    mem_mb and runtime always, `gpu` only where the kind asks for one, and the Slurm keys as given; a `gres`
-    request replaces `gpu` (the Slurm plugin rejects both together).
+    mem_mb and runtime always; for a kind with `gpu`, its `gpu_slot` count and `gpu` (see above); the Slurm keys
+    as given; a `gres` request replaces `gpu` (the Slurm plugin rejects both together).
     """
     r = config["resources"][kind]
     out = {"mem_mb": r["mem_mb"], "runtime": r["runtime"]}
     out.update({k: r[k] for k in SCHEDULER_KEYS if k in r})
-    if r.get("gpu", 0) > 0 and "gres" not in r:
-        out["gpu"] = r["gpu"]
+    if r.get("gpu", 0) > 0:
+        shared = r.get("gpu_slots", GPU_SLOTS_PER_DEVICE) < GPU_SLOTS_PER_DEVICE
+        out["gpu_slot"] = r.get("gpu_slots", GPU_SLOTS_PER_DEVICE) if shared else r["gpu"] * GPU_SLOTS_PER_DEVICE
+        if "gres" not in r:
+            out["gpu"] = _shared_gpu if shared else r["gpu"]
     return out
 
 

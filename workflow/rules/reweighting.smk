@@ -136,9 +136,9 @@ for _exp in RW_EXPS:
                 f"{RESULTS}/logs/{_exp}/{_tag}{{method}}/train.log",
             benchmark:
                 rw_bench(_exp, _job_share, "{method}")
-            threads: threads_of("train")
+            threads: threads_of("train_small")
             resources:
-                **res("train"),
+                **res("train_small"),
             conda:
                 "../../envs/torch.yaml"
             script:
