@@ -463,12 +463,16 @@ def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> Non
     x = np.arange(len(xs_order))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     axes[0].plot(x, d["dataset_mean"], "k-o", label="dataset")
+    if d["dataset_paper"].notna().any():
+        axes[0].plot(x, d["dataset_paper"], "k--", lw=1)
     for aug in augs:
-        axes[0].errorbar(x, d[f"{aug}_mean"], yerr=d[f"{aug}_std"].fillna(0), marker="o", capsize=3,
-                         label=AUG_NAMES.get(aug, aug))
-        axes[1].plot(x, d[f"{aug}_delta"], marker="o", label=AUG_NAMES.get(aug, aug))
+        bars = axes[0].errorbar(x, d[f"{aug}_mean"], yerr=d[f"{aug}_std"].fillna(0), marker="o", capsize=3,
+                                label=AUG_NAMES.get(aug, aug))
+        color = bars.lines[0].get_color()
+        axes[1].plot(x, d[f"{aug}_delta"], marker="o", color=color, label=AUG_NAMES.get(aug, aug))
         if d[f"{aug}_paper"].notna().any():
-            axes[0].plot(x, d[f"{aug}_paper"], ls="--", lw=1, color=axes[0].lines[-1].get_color())
+            axes[0].plot(x, d[f"{aug}_paper"], ls="--", lw=1, color=color)
+            axes[1].plot(x, d[f"{aug}_paper"] - d["dataset_paper"], ls="--", lw=1, color=color)
     axes[1].axhline(0, color="grey", lw=0.8)
     for ax, ylabel in zip(axes, ("leakage (%)", "bias amplification Δ (points)")):
         ax.set_xticks(x, [SPLIT_NAMES[s] for s in xs_order])
