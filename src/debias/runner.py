@@ -77,6 +77,7 @@ def train_cell(
         method = cls(make_backbone(), hp).to(device)
         if train_cfg.get("channels_last"):
             method.modules.to(memory_format=torch.channels_last)
+        method.compile(train_cfg.get("compile", "none"))
         init_sha256 = None
         if run.init_model is not None:
             init_sha256 = sha256_file(run.init_model)

@@ -62,7 +62,7 @@ class Case:
     photo: dict[str, Any] | None = None  # {"crop": int, "view": "train" | "eval"}: the device image pipeline
     channels_last: bool = False
     deterministic: bool = True
-    compile: str = "none"  # none | default | reduce-overhead | max-autotune-no-cudagraphs
+    compile: str = "none"  # Method.COMPILE_MODES: none | default | reduce-overhead | max-autotune-no-cudagraphs
     variant: str = "as configured"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -281,9 +281,7 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
     if case.channels_last:
         method.modules.to(memory_format=torch.channels_last)
     method.attach(splits)
-    if case.compile != "none":
-        for key in list(method.modules.keys()):
-            method.modules[key] = torch.compile(method.modules[key], mode=case.compile)
+    method.compile(case.compile)
     n = train["y"].shape[0]
     method.on_epoch_start(0, 1, -(-n // case.batch_size))
     pipe = Pipeline(crop=case.photo["crop"], channels_last=case.channels_last) if case.photo else None

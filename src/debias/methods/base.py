@@ -87,6 +87,18 @@ class Method(ABC):
         self.modules.to(device)
         return self
 
+    COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
+
+    def compile(self, mode: str) -> "Method":
+        """Compile every module's forward in place (``nn.Module.compile``: parameter names and state dicts stay
+        as they are, so saved states and ``init_from`` are unaffected); ``none`` leaves the method eager."""
+        if mode not in self.COMPILE_MODES:
+            raise ValueError(f"compile mode {mode!r}; expected one of {', '.join(self.COMPILE_MODES)}")
+        if mode != "none":
+            for module in self.modules.values():
+                module.compile(mode=mode)
+        return self
+
     # -- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
