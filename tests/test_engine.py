@@ -34,22 +34,27 @@ class Interrupt(Exception):
     pass
 
 
+def dying(method, at_call):
+    """``method`` whose update raises Interrupt at its ``at_call``-th call."""
+    calls = {"n": 0}
+    update = method.update
+
+    def dying_update(batch):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise Interrupt
+        return update(batch)
+
+    method.update = dying_update
+    return method
+
+
 @pytest.mark.parametrize("name", ["baseline", "lnl_adaptive"])
 def test_interrupted_run_resumes_to_the_same_numbers(tmp_path, name):
     full = make(name)
     ref = fit(full, splits(), spec(tmp_path / "a"))
 
-    broken = make(name)
-    calls = {"n": 0}
-    update = broken.update
-
-    def dying_update(batch):  # dies in the middle of the third epoch (3 steps per epoch)
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise Interrupt
-        return update(batch)
-
-    broken.update = dying_update
+    broken = dying(make(name), 8)  # dies in the middle of the third epoch (3 steps per epoch)
     with pytest.raises(Interrupt):
         fit(broken, splits(), spec(tmp_path / "b"))
     assert (tmp_path / "b" / "state.pt").is_file()
@@ -127,17 +132,7 @@ def test_interrupted_selecting_run_resumes_to_the_same_selection(tmp_path):
     full = make("baseline")
     ref = fit(full, val_split(splits()), spec(tmp_path / "a", **sel))
 
-    broken = make("baseline")
-    calls = {"n": 0}
-    update = broken.update
-
-    def dying_update(batch):  # dies in the fourth epoch (3 steps per epoch)
-        calls["n"] += 1
-        if calls["n"] == 11:
-            raise Interrupt
-        return update(batch)
-
-    broken.update = dying_update
+    broken = dying(make("baseline"), 11)  # dies in the fourth epoch (3 steps per epoch)
     with pytest.raises(Interrupt):
         fit(broken, val_split(splits()), spec(tmp_path / "b", **sel))
     saved = torch.load(tmp_path / "b" / "state.pt", weights_only=False)
