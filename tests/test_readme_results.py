@@ -23,6 +23,10 @@ def write_tables(tables: Path) -> None:
         "share,method,split,acc_mean,acc_std,n_seeds,acc_white_mean,acc_poc_mean\n"
         "0.5,baseline,test,0.75,0.0,2,0.5,1.0\n0.9,baseline,test,0.5,0.0,2,1.0,0.0\n"
         "0.9,baseline,train,0.9,0.0,2,1.0,0.0\n")
+    (tables / "waterbirds.csv").write_text(
+        "row,column,mean,std,n_seeds,paper\n"
+        "erm (last epoch),Avg (train-weighted),91.25,1.5,2,97.3\nerm (last epoch),Worst,10.0,,1,60.0\n"
+        "groupdro (best val worst),Avg (train-weighted),88.0,0.04,2,\ngroupdro (best val worst),Worst,70.0,2.0,2,86.0\n")
 
 
 def test_snippets_replace_only_the_marked_text(tmp_path):
@@ -35,6 +39,8 @@ def test_snippets_replace_only_the_marked_text(tmp_path):
     assert "| baseline | 0.500 ± 0.100 (0.406) | 0.900 (0.845) |" in out  # one seed: no std
     assert "| baseline | 0.125 ± 0.000 | 0.500 ± 0.250 |" in out
     assert "| baseline | 0.75 (White 0.50, other 1.00) | 0.50 (White 1.00, other 0.00) |" in out
+    assert "| erm (last epoch) | 91.2 ± 1.5 (97.3) | 10.0 (60) |" in out
+    assert "| groupdro (best val worst) | 88.0 ± 0.0 | 70.0 ± 2.0 (86) |" in out
     assert readme_results.render(out, tmp_path) == out
 
 

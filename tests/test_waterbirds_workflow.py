@@ -163,3 +163,9 @@ def test_traces_verdict_from_group_medians(tmp_path):
     assert not verdict
     stats, verdict, _, _ = trace_stats([holds, fails])  # pooled over seeds: g2 0.35 > g0 0.2, g3 0.3
     assert stats["median"].tolist() == pytest.approx([0.2, 1.5, 0.35, 0.3]) and verdict
+    # medians, not means: one large trace lifts g2's mean (1.01) above the majority's, not its median (0.02)
+    skewed = fake_run(tmp_path / "c.json", "erm", 2, {"last": (1, 0, 0, 0)},
+                      traces=([0.1, 0.2, 0.3, 1.0, 1.0, 1.0, 0.01, 0.02, 3.0, 0.2, 0.3, 0.4],
+                              [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]))
+    stats, verdict, _, _ = trace_stats([skewed])
+    assert stats["mean"].tolist() == pytest.approx([0.2, 1.0, 1.01, 0.3]) and not verdict

@@ -234,7 +234,7 @@ def group_figure(runs, scale: str, outputs) -> None:
     groups = list(GROUP_NAMES.values())
     counts = runs.groupby("row", sort=False)
     colors = sns.color_palette("tab10", len(labels))
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
     width = 0.8 / len(labels)
     x = np.arange(len(groups) + 1)
     for i, label in enumerate(labels):
@@ -249,7 +249,7 @@ def group_figure(runs, scale: str, outputs) -> None:
     ax.set_ylim(0, 100)
     ax.set_title(f"Waterbirds ({scale} scale): test accuracy per group, mean ± std over seeds", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     _save(fig, outputs)
     plt.close(fig)
@@ -306,7 +306,7 @@ def traces_figure(metric_files: list[str], scale: str, out) -> bool:
     ax.set_xticks(range(1, 5), [f"{n.replace('_', ' on ')}\n(n={s}{', minority' if m else ''})" for n, s, m in
                                 zip(GROUP_NAMES.values(), stats["n"], stats["minority"])], fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("per-sample Fisher trace, last layer (log)")
+    ax.set_ylabel("per-sample Fisher trace, last layer\n(log; 0 shown at the smallest positive value)")
     ratio = stats.loc[stats["minority"], "median"].min() / max(stats.loc[~stats["minority"], "median"].max(), 1e-30)
     verdict = ("holds: every minority group's median trace exceeds every majority group's" if holds else
                "does not hold: some majority group's median trace is at least a minority group's")
