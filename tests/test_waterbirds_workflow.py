@@ -144,7 +144,9 @@ def test_table_against_hand_computed_cells(tmp_path):
     md = open(out.md).read()
     assert "| erm (last epoch) | 92.00 ± 2.83 [97.30, -5.30] | 72.00 ± 2.83 | 15.00 ± 7.07 [60.00, -45.00] |" in md
     assert "not directly comparable" in md and "88.00 (n=1) [86.00, +2.00]" in md
-    assert r"\pm" in open(out.tex).read()
+    tex = open(out.tex).read()
+    assert r"fisher\_flat $\varepsilon$=p75 (best val worst) & 82.00 $\pm$ 2.83 [91.94, -9.94]" in tex
+    assert "(\\%)" in tex and not re.search(r"(?<!\\)%", tex)  # no unescaped % (it would start a LaTeX comment)
 
 
 def test_traces_verdict_from_group_medians(tmp_path):

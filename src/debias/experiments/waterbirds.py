@@ -182,6 +182,9 @@ def wide_cells(summary, latex: bool = False):
     epochs = summary.groupby("row", sort=False).agg(sel=("selected_epoch_mean", "first"), ep=("epochs", "first"))
     wide["selected epoch (mean)"] = [f"{epochs.loc[r, 'sel']:.1f} / {epochs.loc[r, 'ep']}" for r in wide.index]
     wide.index.name = "method (selection)"
+    if latex:
+        wide.index = [r.replace("ε", r"$\varepsilon$") for r in wide.index]
+        wide.index.name = "method (selection)"
     return wide.fillna("–")
 
 
@@ -214,7 +217,8 @@ def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: 
     from debias.tables import to_latex, to_markdown
 
     write_text(out.md, f"{caption}\n\n" + to_markdown(wide_cells(summary)))
-    write_text(out.tex, to_latex(wide_cells(summary, latex=True), caption, "tab:waterbirds"))
+    tex_caption = caption.replace("%", r"\%").replace("±", r"$\pm$")
+    write_text(out.tex, to_latex(wide_cells(summary, latex=True), tex_caption, "tab:waterbirds"))
     group_figure(runs, scale, [out.png, out.pdf])
     return summary
 
