@@ -171,3 +171,30 @@ def test_traces_verdict_from_group_medians(tmp_path):
                               [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]))
     stats, verdict, _, _ = trace_stats([skewed])
     assert stats["mean"].tolist() == pytest.approx([0.2, 1.0, 1.01, 0.3]) and not verdict
+
+
+@pytest.mark.slow
+def test_mini_waterbirds_slice_builds_its_outputs_and_one_row_edit_reruns_only_that_row(tmp_path):
+    from test_workflow import tiny_waterbirds
+
+    path = write_config(tmp_path, tiny_waterbirds)
+    snakemake("waterbirds", "--cores", 2, "--configfile", path, check=True)
+    results = tmp_path / "results"
+    for out in ("tables/waterbirds.csv", "tables/waterbirds.md", "tables/waterbirds.tex", "tables/waterbirds_traces.csv",
+                "figures/waterbirds_groups.png", "figures/waterbirds_traces.pdf"):
+        assert (results / out).stat().st_size > 0, out
+    table = pd.read_csv(results / "tables/waterbirds.csv")
+    assert len(table) == (3 + 1 + 1) * 3  # erm's three selections, groupdro, fisher_flat p50; three columns each
+    rec = json.loads((results / "runs/waterbirds/erm/default/seed=0/metrics.json").read_text())
+    assert list(rec["selections"]) == ["last", "val_average", "val_worst_group"] and rec["selected"]["rule"] == "last"
+    assert rec["selections"]["val_worst_group"]["epoch"] in (1, 2) and len(rec["train_traces"]["values"]) > 0
+    # edit the fisher_flat row only: its training job and the table rerun, not erm, groupdro or the traces figure
+    cfg = yaml.safe_load(path.read_text())
+    cfg["waterbirds"]["hparams"]["fisher_flat"]["dual_step_size"] = 0.5
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(cfg, sort_keys=True))  # another key order: no effect on its own
+    proc = snakemake("waterbirds", "-n", "--cores", 2, "--configfile", edited, check=True)
+    counts = job_counts(proc.stdout)
+    assert counts["waterbirds_train"] == 1 and counts["waterbirds_table"] == 1
+    assert re.findall(RUN, "".join(train_blocks(proc.stdout)))[0][0] == "fisher_flat"
+    assert "waterbirds_traces" not in counts and "waterbirds_prepare" not in counts
