@@ -56,6 +56,8 @@ def write_config(tmp_path, mutate, base="mini.yaml"):
         cfg["reweighting"]["fairface"]["root"] = str(tmp_path / "results" / "data" / "fairface")
     if cfg.get("coco", {}).get("source") == "embedded":
         cfg["coco"]["root"] = str(tmp_path / "results" / "data" / "coco")
+    if cfg.get("waterbirds", {}).get("source") == "embedded":
+        cfg["waterbirds"]["root"] = str(tmp_path / "results" / "data" / "waterbirds")
     mutate(cfg)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))

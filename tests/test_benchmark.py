@@ -23,6 +23,9 @@ def test_benchmark_writes_every_method_with_its_ratio(tmp_path, monkeypatch, cap
     assert set(methods.names()) <= set(df[df.model == "lnl_convnet"].method)
     assert "l2rw[meta_gradient=forward]" in set(lenet.index)
     assert "l2rw[meta_gradient=forward]" in set(df[df.model == "lnl_convnet"].method)  # a network with batch norm
+    # the mini ResNet (the Waterbirds stand-in for ResNet-50) with the Waterbirds methods and the full-network trace
+    resnet = set(df[df.model == "mini_resnet"].method)
+    assert resnet == {"baseline", "erm", "groupdro", "fisher_flat", "fisher_flat[trace=full]"}
     assert (df.ms_per_step > 0).all()
     # a method that cannot run on a model is skipped with one line that says why
     skipped = [line for line in capsys.readouterr().err.splitlines() if " skipped" in line]

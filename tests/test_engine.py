@@ -34,22 +34,27 @@ class Interrupt(Exception):
     pass
 
 
+def dying(method, at_call):
+    """``method`` whose update raises Interrupt at its ``at_call``-th call."""
+    calls = {"n": 0}
+    update = method.update
+
+    def dying_update(batch):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise Interrupt
+        return update(batch)
+
+    method.update = dying_update
+    return method
+
+
 @pytest.mark.parametrize("name", ["baseline", "lnl_adaptive"])
 def test_interrupted_run_resumes_to_the_same_numbers(tmp_path, name):
     full = make(name)
     ref = fit(full, splits(), spec(tmp_path / "a"))
 
-    broken = make(name)
-    calls = {"n": 0}
-    update = broken.update
-
-    def dying_update(batch):  # dies in the middle of the third epoch (3 steps per epoch)
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise Interrupt
-        return update(batch)
-
-    broken.update = dying_update
+    broken = dying(make(name), 8)  # dies in the middle of the third epoch (3 steps per epoch)
     with pytest.raises(Interrupt):
         fit(broken, splits(), spec(tmp_path / "b"))
     assert (tmp_path / "b" / "state.pt").is_file()
@@ -113,3 +118,78 @@ def test_group_metrics_and_missing_fields(tmp_path):
     del s["train"]["bias"]
     with pytest.raises(KeyError, match="needs batch fields \\['bias'\\]"):
         fit(make("lnl", dict(HP, epochs=1)), s, spec(tmp_path / "c", epochs=1))
+
+
+def val_split(s):
+    s["val"] = {"x": s["train"]["x"][32:64], "y": s["train"]["y"][32:64], "group": torch.arange(32) % 2}
+    return s
+
+
+def test_interrupted_selecting_run_resumes_to_the_same_selection(tmp_path):
+    """The best weights of each rule are part of the resumable state: a run killed mid-way and resumed selects the
+    same epochs, ends with the same metrics for every rule and the same weights (the first rule's)."""
+    sel = dict(select=("val_worst_group", "last", "val_average"), epochs=5, group_weights={0: 3.0, 1: 1.0})
+    full = make("baseline")
+    ref = fit(full, val_split(splits()), spec(tmp_path / "a", **sel))
+
+    broken = dying(make("baseline"), 11)  # dies in the fourth epoch (3 steps per epoch)
+    with pytest.raises(Interrupt):
+        fit(broken, val_split(splits()), spec(tmp_path / "b", **sel))
+    saved = torch.load(tmp_path / "b" / "state.pt", weights_only=False)
+    assert saved["epoch"] == 3 and set(saved["best"]) == {"val_worst_group", "val_average"}
+
+    resumed = make("baseline")
+    torch.manual_seed(12345)
+    out = fit(resumed, val_split(splits()), spec(tmp_path / "b", **sel))
+    assert out["resumed_from_epoch"] == 3
+    assert out["selections"] == ref["selections"]
+    assert out["selected"]["rule"] == "val_worst_group" and out["metrics"] == ref["metrics"]
+    for k, v in full.modules.state_dict().items():
+        assert torch.equal(resumed.modules.state_dict()[k], v), k
+    # each rule's epoch is the argmax (first on ties) of its score in the history, computed here by hand
+    hist = ref["history"]
+    wga = [h["val"]["worst_group_accuracy"] for h in hist]
+    avg = [0.75 * h["val"]["acc_group0"] + 0.25 * h["val"]["acc_group1"] for h in hist]
+    assert ref["selections"]["val_worst_group"]["epoch"] == 1 + wga.index(max(wga))
+    assert ref["selections"]["val_average"]["epoch"] == 1 + avg.index(max(avg))
+    assert ref["selections"]["last"]["epoch"] == 5
+    # the selected weights give back the val metrics logged at their epoch
+    e = ref["selections"]["val_worst_group"]["epoch"]
+    assert ref["selections"]["val_worst_group"]["metrics"]["val"] == hist[e - 1]["val"]
+    assert ref["selections"]["last"]["metrics"]["val"] == hist[-1]["val"]
+
+
+def test_selection_rules_on_a_fabricated_history():
+    """update_best on hand-written validation metrics: the maximum of each rule, the first epoch on ties, the
+    weights of that epoch; the average is the weighted one where given."""
+    from debias.engine import update_best
+
+    vals = [  # epoch 1..5
+        {"accuracy": 0.90, "weighted_group_accuracy": 0.80, "worst_group_accuracy": 0.20},
+        {"accuracy": 0.70, "weighted_group_accuracy": 0.95, "worst_group_accuracy": 0.50},
+        {"accuracy": 0.95, "weighted_group_accuracy": 0.90, "worst_group_accuracy": 0.60},
+        {"accuracy": 0.60, "weighted_group_accuracy": 0.95, "worst_group_accuracy": 0.60},
+        {"accuracy": 0.99, "weighted_group_accuracy": 0.10, "worst_group_accuracy": 0.10},
+    ]
+    best = {}
+    for epoch, v in enumerate(vals, start=1):
+        update_best(best, ("last", "val_average", "val_worst_group"), epoch, v,
+                    lambda e=epoch: {"w": torch.tensor([float(e)])})
+    assert set(best) == {"val_average", "val_worst_group"}
+    assert (best["val_average"]["epoch"], best["val_average"]["score"]) == (2, 0.95)
+    assert (best["val_worst_group"]["epoch"], best["val_worst_group"]["score"]) == (3, 0.60)
+    assert best["val_average"]["state"]["w"].item() == 2.0 and best["val_worst_group"]["state"]["w"].item() == 3.0
+    plain = {}
+    for epoch, v in enumerate(vals, start=1):
+        v = {k: x for k, x in v.items() if k != "weighted_group_accuracy"}
+        update_best(plain, ("val_average",), epoch, v, lambda: {"w": torch.zeros(1)})
+    assert plain["val_average"]["epoch"] == 5  # plain accuracy without group weights
+
+
+def test_selection_needs_val_evaluated_every_epoch(tmp_path):
+    with pytest.raises(ValueError, match="needs a 'val' split"):
+        fit(make("baseline"), splits(), spec(tmp_path, select=("val_average",)))
+    with pytest.raises(ValueError, match="eval_every 1"):
+        fit(make("baseline"), val_split(splits()), spec(tmp_path, select=("val_average",), eval_every=2))
+    with pytest.raises(ValueError, match="selection rules \\['best'\\]"):
+        fit(make("baseline"), val_split(splits()), spec(tmp_path, select=("best",)))

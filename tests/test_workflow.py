@@ -234,10 +234,19 @@ def tiny_reweighting(cfg):
             hp["steps"] = 8
 
 
+def tiny_waterbirds(cfg):
+    wb = cfg["waterbirds"]
+    wb["embedded"].update(n_train=200, n_val=80, n_test=80)
+    wb["seeds"], wb["epsilon_percentiles"] = [0], [50]
+    for hp in wb["hparams"].values():
+        hp["epochs"] = 2  # fisher_flat: one warm-up epoch, one constrained
+
+
 def tiny_everything(cfg):
     tiny(cfg, sigma2=(0.02,), methods=("baseline",), seeds=(0,), epochs=1)
     tiny_reweighting(cfg)
     tiny_coco(cfg)
+    tiny_waterbirds(cfg)
     cfg["benchmark"] = {**cfg["benchmark"], "warmup": 0, "repeats": 1}
 
 
@@ -278,20 +287,22 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
     assert {"baseline", "l2rw", "lnl"} <= set(steps.method) and (steps.ms_per_step > 0).all()
     costs = pd.read_csv(res / "benchmarks/job_costs.csv")
     # one training job each: COCO (cells_per_job: all), colored MNIST (one method, all sigma2), FairFace's 3
-    # methods and its balanced baseline, the grid's 3 methods
-    assert sorted(costs.experiment) == ["coco"] + ["colored_mnist"] + ["fairface"] * 4 + ["l2rw_mnist"] * 3
+    # methods and its balanced baseline, the grid's 3 methods, Waterbirds' erm, groupdro, fisher_flat (one ε)
+    assert sorted(costs.experiment) == (["coco"] + ["colored_mnist"] + ["fairface"] * 4 + ["l2rw_mnist"] * 3
+                                        + ["waterbirds"] * 3)
     assert (costs.wall_s > 0).all() and (costs.max_rss_mb > 0).all()
 
     # the report holds every table (CSV) and figure (PNG) the run wrote, with a caption naming the paper
     html = (res / "report.html").read_text()
     made = [*res.glob("tables/*.csv"), *res.glob("figures/*.png"), *res.glob("benchmarks/*.csv")]
-    # tables: colored MNIST, FairFace, L2RW grid + COCO's three; figures: colored MNIST, FairFace's 4 + their 4
-    # per-class companions + COCO's one; the two benchmark tables
-    assert len(made) == 3 + 3 + 9 + 1 + 2
+    # tables: colored MNIST, FairFace, L2RW grid + COCO's three + Waterbirds' table and traces; figures: colored
+    # MNIST, FairFace's 4 + their 4 per-class companions + COCO's one + Waterbirds' groups and traces; the two
+    # benchmark tables
+    assert len(made) == 3 + 3 + 2 + 9 + 1 + 2 + 2
     for f in made:
         assert f'"name": "{f.name}"' in html, f
     assert "Learning Not to Learn (paper 003)" in html and "Example reweighting (paper 001)" in html
-    assert "bias amplification (paper 000)" in html
+    assert "bias amplification (paper 000)" in html and "vs ERM and GroupDRO (paper 002)" in html
 
     # one label per entry, saying which table or figure of the paper it reproduces, distinct within a listing:
     # a second label with two values would become a toggle that hides entries (see report_label in common.smk)

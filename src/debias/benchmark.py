@@ -23,7 +23,7 @@ import torch
 
 from debias import methods
 from debias.io import write_text
-from debias.models import colored_mnist_backbone, l2rw_lenet_backbone
+from debias.models import colored_mnist_backbone, l2rw_lenet_backbone, small_resnet_backbone
 
 RULE_OUT = "benchmarks/step_cost.csv"  # the rule step_cost writes <results>/benchmarks/step_cost.csv
 MANUAL_OUT = "results/benchmarks/step_cost_manual.csv"  # a hand run's default
@@ -33,14 +33,16 @@ SGD = dict(lr=1e-3, momentum=0.9, weight_decay=0.0, steps=1, alpha=0.01, entropy
            loss="ce", train_layers="all", label_weights="area", autocast=True)  # nomix, mixup, cutmix (Adam)
 
 
-VARIANTS = [("l2rw", "meta_gradient", "forward")]  # settings of a method worth timing on their own
+# settings of a method worth timing on their own: (method, key, value, models it is timed on; None = every model)
+VARIANTS = [("l2rw", "meta_gradient", "forward", None),
+            ("fisher_flat", "trace", "full", ("mini_resnet",))]  # the paper's literal trace, on the ResNet only
 SGD.update(robust_step_size=0.01, generalization_adjustment=0.0, reweight_groups=False,  # groupdro
            trace="last_layer", multipliers="per_sample", dual_step_size=0.01, epsilon_percentile=50,  # fisher_flat
-           warmup_epochs=0, epsilon=1e-3)
+           warmup_epochs=0, epsilon=1e-3, trace_chunk=16)
 
 
 def benchmark_models():
-    """name -> (backbone factory, batch factory, splits for attach)."""
+    """name -> (backbone factory, batch factory, the methods timed on it: None = every method)."""
 
     def lenet_batch(device, n=100):
         g = torch.Generator().manual_seed(0)
@@ -55,9 +57,18 @@ def benchmark_models():
                 "bias": torch.randint(0, 8, (n, 3, 14, 14), generator=g).to(device),
                 "group": (torch.arange(n) % 4).to(device), "index": torch.arange(n).to(device)}
 
+    def photo_batch(device, n=64):  # the mini Waterbirds: 32 px crops, 2 classes, 4 groups
+        g = torch.Generator().manual_seed(0)
+        group = torch.randint(0, 4, (n,), generator=g)
+        return {"x": torch.rand(n, 3, 32, 32, generator=g).to(device), "y": (group // 2).to(device),
+                "group": group.to(device), "index": torch.arange(n).to(device)}
+
     return {
-        "l2rw_lenet": (l2rw_lenet_backbone, lenet_batch),
-        "lnl_convnet": (lambda: colored_mnist_backbone(32, 10, 8, [0.5] * 3, [0.25] * 3), convnet_batch),
+        "l2rw_lenet": (l2rw_lenet_backbone, lenet_batch, None),
+        "lnl_convnet": (lambda: colored_mnist_backbone(32, 10, 8, [0.5] * 3, [0.25] * 3), convnet_batch, None),
+        # the mini stand-in for ResNet-50 (widths 8-16-32), with the Waterbirds methods
+        "mini_resnet": (lambda: small_resnet_backbone(2, (8, 16, 32)), photo_batch,
+                        ("baseline", "erm", "groupdro", "fisher_flat")),
     }
 
 
@@ -80,13 +91,15 @@ def time_steps(method, batch, device, warmup: int, repeats: int) -> float:
 
 def run(device: torch.device, warmup: int, repeats: int) -> list[dict]:
     rows = []
-    for model_name, (make_backbone, make_batch) in benchmark_models().items():
+    for model_name, (make_backbone, make_batch, only) in benchmark_models().items():
         batch = make_batch(device)
         val = make_batch(device, 10)
         splits = {"train": batch, "val": val}
         base_ms = None
-        variants = [(m, m, {}) for m in ["baseline"] + [m for m in methods.names() if m != "baseline"]]
-        variants += [(f"{m}[{k}={v}]", m, {k: v}) for m, k, v in VARIANTS]
+        variants = [(m, m, {}) for m in ["baseline"] + [m for m in methods.names() if m != "baseline"]
+                    if only is None or m in only]
+        variants += [(f"{m}[{k}={v}]", m, {k: v}) for m, k, v, models in VARIANTS
+                     if (models is None or model_name in models) and (only is None or m in only)]
         for name, registered, extra in variants:
             torch.manual_seed(0)
             cls = methods.get(registered)

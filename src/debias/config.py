@@ -52,6 +52,7 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     errors += _check_colored_mnist(config)
     errors += _check_reweighting(config)
     errors += _check_coco(config)
+    errors += _check_waterbirds(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -169,4 +170,30 @@ def _check_coco(config: dict[str, Any]) -> list[str]:
                           "place COCO 2014 (and Wang et al.'s split files) there, or set allow_download: true")
         elif missing and not section.get("download", {}).get("coco"):
             errors.append("config key coco.download: the COCO data must be downloaded but no URL is set")
+    return errors
+
+
+def _check_waterbirds(config: dict[str, Any]) -> list[str]:
+    """The Waterbirds section (optional): rows known, crop within the resize, selection evaluable, data on disk."""
+    if "waterbirds" not in config:
+        return []
+    from debias.data import waterbirds
+
+    section = config["waterbirds"]
+    errors = _check_methods(section, "waterbirds")
+    img = section["image"]
+    if img["crop"] > img["resize"]:
+        errors.append(f"config key waterbirds.image: crop {img['crop']} larger than resize {img['resize']}")
+    train = section["train"]
+    for row in section["methods"]:
+        rules = section["hparams"].get(row, {}).get("select", [])
+        if any(r != "last" for r in rules) and (train["eval_every"] != 1 or "val" not in train.get("eval_splits", ["val"])):
+            errors.append(f"config key waterbirds.hparams.{row}.select: {rules} selects by validation metrics, which "
+                          "needs waterbirds.train.eval_every: 1 and val in waterbirds.train.eval_splits")
+    if section["source"] != "embedded":
+        meta = waterbirds.metadata_file(section["root"], section["source"])
+        if not meta.is_file() and not config["allow_download"]:
+            errors.append(f"config key waterbirds.root: {meta} missing and allow_download is false; place the "
+                          f"{section['source']} release folder {meta.parent.name}/ under {section['root']!r} "
+                          "(README, 'Waterbirds'), or set allow_download: true")
     return errors

@@ -4,6 +4,13 @@ Small datasets live whole on the device; each step indexes a batch out of them (
 Python). The sample order of every epoch is a pure function of (seed, epoch), and the resumable state
 (method modules, optimisers, schedulers, RNG states, epoch, history) is saved atomically at epoch ends, so a
 killed run resumed from its state ends with the same numbers as one that ran through.
+
+Model selection (``RunSpec.select``): one or several rules, each picking one epoch of the run: ``last`` (the
+final epoch), ``val_average`` (the highest validation average accuracy: the train-weighted group average where
+``group_weights`` are given, else the plain accuracy) or ``val_worst_group`` (the highest validation worst-group
+accuracy). Ties go to the earlier epoch (group_DRO's ``--save_best`` keeps the first maximum). The best weights of
+every rule are part of the resumable state, so a resumed run selects the same epochs. At the end each rule's
+weights are evaluated on every split; the first rule's are the run's result (and stay in the method).
 """
 
 from __future__ import annotations
@@ -44,6 +51,56 @@ class RunSpec:
     fingerprint: str = ""  # what the state must match to be resumed (hyperparameters, data hash)
     progress: bool = True
     channels_last: bool = False  # feed image batches in channels-last layout (faster convolutions on CPU)
+    select: tuple[str, ...] = ("last",)  # selection rules (SELECTION_RULES); the first one is the run's result
+    eval_splits: tuple[str, ...] | None = None  # splits evaluated every eval_every epochs (None: all)
+
+
+# what each rule maximises over the evaluated epochs, from the validation metrics of an epoch
+SELECTION_RULES = {
+    "last": None,
+    "val_average": "validation average accuracy (train-weighted group average where group weights are given, "
+                   "else plain accuracy), ties to the earlier epoch",
+    "val_worst_group": "validation worst-group accuracy, ties to the earlier epoch",
+}
+
+
+def selection_score(rule: str, val_metrics: dict[str, float]) -> float:
+    """The number ``rule`` maximises, from one epoch's validation metrics."""
+    if rule == "val_average":
+        return float(val_metrics.get("weighted_group_accuracy", val_metrics["accuracy"]))
+    if rule == "val_worst_group":
+        return float(val_metrics["worst_group_accuracy"])
+    raise ValueError(f"selection rule {rule!r} has no score; expected one of {', '.join(SELECTION_RULES)}")
+
+
+def check_selection(spec: "RunSpec", splits: dict) -> None:
+    unknown = [r for r in spec.select if r not in SELECTION_RULES]
+    if unknown or not spec.select:
+        raise ValueError(f"run {spec.run_id}: selection rules {list(spec.select)}; expected one or more of "
+                         f"{', '.join(SELECTION_RULES)}")
+    if any(r != "last" for r in spec.select):
+        if "val" not in splits:
+            raise ValueError(f"run {spec.run_id}: selection by {list(spec.select)} needs a 'val' split; "
+                             f"the splits are {sorted(splits)}")
+        if spec.eval_every != 1 or (spec.eval_splits is not None and "val" not in spec.eval_splits):
+            raise ValueError(f"run {spec.run_id}: selection by {list(spec.select)} needs the val split evaluated "
+                             f"every epoch (eval_every 1, eval_splits with val); got eval_every {spec.eval_every}, "
+                             f"eval_splits {spec.eval_splits}")
+
+
+def update_best(best: dict[str, dict[str, Any]], select: tuple[str, ...], epoch: int, val_metrics: dict[str, float],
+                model_state) -> None:
+    """Keep, per non-``last`` rule, the epoch with the highest score (the first one on ties) and a copy of its
+    weights (``model_state``: a callable giving the modules' state dict, called only when some rule improves)."""
+    snapshot = None
+    for rule in select:
+        if rule == "last":
+            continue
+        score = selection_score(rule, val_metrics)
+        if rule not in best or score > best[rule]["score"]:
+            if snapshot is None:
+                snapshot = {k: v.detach().to("cpu", copy=True) for k, v in model_state().items()}
+            best[rule] = {"score": score, "epoch": epoch, "state": snapshot}
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -140,14 +197,18 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
     total_steps = spec.max_steps or spec.epochs * steps_per_epoch
     epochs = -(-total_steps // steps_per_epoch)
     device = train["y"].device
+    check_selection(spec, splits)
+    selecting = any(r != "last" for r in spec.select)
+    eval_names = [k for k in splits if spec.eval_splits is None or k in spec.eval_splits]
     method.attach(splits)
 
-    start_epoch, history, elapsed = 0, [], 0.0
+    start_epoch, history, elapsed, best = 0, [], 0.0, {}
     state = _load_state(spec)
     if state is not None:
         method.load_state_dict(state["method"])
         _set_rng_state(state["rng"])
         start_epoch, history, elapsed = state["epoch"], state["history"], state["elapsed_s"]
+        best = state.get("best", {})
         log.info("%s: resumed from %s at epoch %d", spec.run_id, spec.state_path, start_epoch)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -174,10 +235,13 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
             epoch_logs[key] = torch.stack([s[key].float().reshape(()) for s in step_logs]).mean().item()
         entry = {"epoch": epoch + 1, **epoch_logs}
         last = epoch + 1 == epochs
-        if spec.eval_every and ((epoch + 1) % spec.eval_every == 0) and not last:
-            for name, split in splits.items():
-                entry[name] = evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last,
-                                       spec.group_weights)
+        # a selecting run evaluates its last epoch here too (a candidate like any other)
+        if spec.eval_every and ((epoch + 1) % spec.eval_every == 0) and (selecting or not last):
+            for name in eval_names:
+                entry[name] = evaluate(method, splits[name], spec.eval_batch_size, spec.group_names,
+                                       spec.channels_last, spec.group_weights)
+            if selecting:
+                update_best(best, spec.select, epoch + 1, entry["val"], method.modules.state_dict)
         history.append(entry)
         bar.set_postfix({k: f"{v:.4g}" for k, v in epoch_logs.items()}, refresh=False)
         if last or time.monotonic() - last_save >= spec.checkpoint_every_s:
@@ -185,7 +249,7 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
                 {
                     "run_id": spec.run_id, "fingerprint": spec.fingerprint, "epoch": epoch + 1,
                     "method": method.state_dict(), "rng": _rng_state(), "history": history,
-                    "elapsed_s": elapsed + time.monotonic() - t0,
+                    "elapsed_s": elapsed + time.monotonic() - t0, "best": best,
                 },
                 spec.state_path,
             )
@@ -193,20 +257,52 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
     bar.close()
     train_time = elapsed + time.monotonic() - t0
     steps_done = total_steps - min(start_epoch * steps_per_epoch, total_steps)
-    final = {name: evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last, spec.group_weights)
-             for name, split in splits.items()}
-    if history:
-        history[-1].update(final)
+    selections = select_and_evaluate(method, splits, spec, best, epochs, total_steps)
+    if history and not selecting:
+        history[-1].update(selections[spec.select[0]]["metrics"])
+    first = selections[spec.select[0]]
     return {
-        "metrics": final,
+        "metrics": first["metrics"],
         "history": history,
-        "selected": {"epoch": epochs, "step": total_steps, "rule": "last step"},
+        "selected": {k: v for k, v in first.items() if k != "metrics"},
+        "selections": selections,
         "steps": total_steps,
         "train_time_s": train_time,
         "steps_per_s": steps_done / max(time.monotonic() - t0, 1e-9),
         "peak_memory_mb": peak_memory_mb(device),
         "resumed_from_epoch": start_epoch,
     }
+
+
+def select_and_evaluate(method: Method, splits, spec: RunSpec, best: dict[str, dict[str, Any]], epochs: int,
+                        total_steps: int) -> dict[str, dict[str, Any]]:
+    """Every rule's weights evaluated on every split: {rule: {rule, epoch, step, score, description, metrics}}. The
+    method is left holding the first rule's weights."""
+    def run_eval():
+        return {name: evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last,
+                               spec.group_weights) for name, split in splits.items()}
+
+    steps_per_epoch = -(-splits["train"]["y"].shape[0] // spec.batch_size)
+    out = {}
+    last_state = None
+    if any(r != "last" for r in spec.select):
+        last_state = {k: v.detach().clone() for k, v in method.modules.state_dict().items()}
+    for rule in spec.select:
+        if rule == "last":
+            if last_state is not None:
+                method.modules.load_state_dict(last_state)
+            out[rule] = {"rule": "last", "epoch": epochs, "step": total_steps, "description": "the last epoch"}
+        else:
+            b = best[rule]
+            method.modules.load_state_dict(b["state"])  # copied into the method's own tensors (device kept)
+            out[rule] = {"rule": rule, "epoch": b["epoch"], "step": min(b["epoch"] * steps_per_epoch, total_steps),
+                         "score": b["score"], "description": SELECTION_RULES[rule]}
+        out[rule]["metrics"] = run_eval()
+    first = spec.select[0]
+    if len(spec.select) > 1:  # leave the method with the first rule's weights
+        state = last_state if first == "last" else best[first]["state"]
+        method.modules.load_state_dict(state)
+    return out
 
 
 def peak_memory_mb(device: torch.device) -> float:

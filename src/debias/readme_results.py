@@ -106,8 +106,24 @@ def coco(tables: Path) -> str:
     return "\n".join(lines)
 
 
+def waterbirds(tables: Path) -> str:
+    d = pd.read_csv(tables / "waterbirds.csv")
+    columns = list(dict.fromkeys(d.column))
+    rows = []
+    for row in d.row.unique():
+        cells = []
+        for col in columns:
+            r = d[(d.row == row) & (d.column == col)].iloc[0]
+            cell = f"{r['mean']:.1f}" + ("" if pd.isna(r['std']) else f" ± {r['std']:.1f}")
+            cells.append(cell + ("" if pd.isna(r.paper) else f" ({r.paper:g})"))
+        rows.append([row, *cells])
+    n = int(d.n_seeds.max())
+    return (f"Test accuracy (%), mean ± std over {n} seeds (the paper's value in brackets; not directly comparable, "
+            "see the table's caption):\n\n" + _table(["method (selection)"] + columns, rows))
+
+
 SNIPPETS: dict[str, Callable[[Path], str]] = {"colored_mnist": colored_mnist, "l2rw_mnist": l2rw_mnist,
-                                              "fairface": fairface, "coco": coco}
+                                              "fairface": fairface, "coco": coco, "waterbirds": waterbirds}
 
 
 def render(readme: str, results: Path) -> str:

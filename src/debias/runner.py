@@ -61,11 +61,18 @@ def train_cell(
     device: torch.device,
     group_names: dict[int, str] | None = None,
     progress: bool = True,
+    group_weights: dict[int, float] | None = None,
+    extra_record: Callable[[Any, RunOutputs], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``row`` once per run (seed). ``data_sha256`` maps each data file's role to its sha256 and, with the
     method, its hyperparameters, ``train_cfg``, ``model_cfg``, the seed and the initial model's content, makes up
     the fingerprint a saved state must match to be resumed: a state made on other data or another network is
-    never continued."""
+    never continued.
+
+    Model selection: the row's ``select`` hyperparameter (a list of rules of ``engine.SELECTION_RULES``, default
+    ``[last]``); the first rule's weights are the run's ``model.pt`` and ``metrics``, every rule's epoch and
+    metrics go to ``selections`` in metrics.json. ``group_weights`` (e.g. the training split's group counts) add
+    the weighted group accuracy to every evaluation. ``extra_record(method, run)`` adds keys to a run's record."""
     cls_name, hp = method_entry(row, hparams)
     cls = methods.get(cls_name)
     determinism = configure_determinism(train_cfg.get("deterministic", True))
@@ -95,6 +102,10 @@ def train_cell(
             group_names=group_names or {},
             fingerprint=fingerprint(cls_name, hp, train_cfg, model_cfg, data_sha256, run.seed, init_sha256),
             progress=progress,
+            group_weights=group_weights or {},
+            select=tuple(hp.get("select", ["last"])),
+            eval_splits=tuple(train_cfg["eval_splits"]) if train_cfg.get("eval_splits") else None,
+            eval_batch_size=train_cfg.get("eval_batch_size", 1000),
         )
         out = fit(method, splits(run.seed) if callable(splits) else splits, spec)
         torch_save(method.model_state(), run.model)
@@ -113,6 +124,7 @@ def train_cell(
             "determinism": determinism,
             "metrics": out["metrics"],
             "selected": out["selected"],
+            "selections": out["selections"],
             "history": out["history"],
             "steps": out["steps"],
             "train_time_s": out["train_time_s"],
@@ -123,6 +135,7 @@ def train_cell(
             "peak_memory_mb": out["peak_memory_mb"],
             "resumed_from_epoch": out["resumed_from_epoch"],
             **environment(device),
+            **(extra_record(method, run) if extra_record else {}),
         }
         write_json(run.metrics, record)
         run.state.unlink(missing_ok=True)

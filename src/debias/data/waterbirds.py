@@ -92,6 +92,12 @@ def dataset_dir(root: str | Path, layout: str = "auto") -> Path:
         "(config key waterbirds.root; set waterbirds.allow_download: true to fetch the public archive)")
 
 
+def metadata_file(root: str | Path, source: str) -> Path:
+    """The metadata.csv of config ``waterbirds.source`` under ``root`` (the embedded mini data is written in the
+    group_DRO tarball's layout)."""
+    return Path(root) / LAYOUTS["group_dro" if source == "embedded" else source] / "metadata.csv"
+
+
 def missing(root: str | Path, layout: str = "auto") -> list[Path]:
     """[] if a release folder is in place, else the metadata files looked for (for the workflow's check)."""
     candidates = candidate_dirs(root, layout)

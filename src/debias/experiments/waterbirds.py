@@ -1,0 +1,324 @@
+"""Waterbirds (paper 002, Table 1): prepare, train, aggregate (called by the rules' scripts).
+
+- prepare: the release folder of ``waterbirds.source`` (or the embedded mini folder) decoded once
+  (``debias.data.waterbirds.prepare``) into ``data.pt`` + ``recipe.json`` (sha256, group counts).
+- train: one row (a config ``hparams`` entry; for ``fisher_flat`` one ε percentile of the sweep) for one or
+  several seeds, through ``runner.train_cell``: images whole on the device as uint8, every split evaluated per
+  epoch as configured, selection by the row's ``select`` rules (W1/W7), the average weighted by the training
+  split's group counts (W8). Every run also records the last-layer Fisher traces of its result model on the
+  training split (``train_traces``: the ERM traces-by-group figure reads them).
+- aggregate: the table (Avg train-weighted, plain accuracy, Worst; mean ± std over seeds; the paper's value and
+  the difference) and the per-group test accuracy figure; ``traces_figure``: the ERM traces by group.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from debias.data import waterbirds as wb
+from debias.devices import resolve_device
+from debias.io import read_json, write_text
+from debias.runner import RunOutputs, data_hashes, train_cell
+
+log = logging.getLogger(__name__)
+GROUP_NAMES = wb.GROUP_NAMES
+MINORITY, MAJORITY = (1, 2), (0, 3)  # landbird on water, waterbird on land vs the aligned groups
+RULE_LABELS = {"last": "last epoch", "val_average": "best val avg", "val_worst_group": "best val worst"}
+METRICS = {  # table column -> test metric
+    "Avg (train-weighted)": "weighted_group_accuracy",
+    "Accuracy": "accuracy",
+    "Worst": "worst_group_accuracy",
+}
+PAPER_COLUMNS = {"Avg (train-weighted)": "avg", "Worst": "worst"}
+NOT_COMPARABLE = {
+    "mini": "not directly comparable: mini scale (digits pasted on drawn land / water textures, a few hundred "
+            "images, a small ResNet from scratch, a short schedule)",
+    "full": None,
+}
+
+
+# -- prepare ------------------------------------------------------------------------------------------------
+
+
+def prepare(section: dict[str, Any], data_out: str, recipe_out: str, threads: int = 1) -> dict[str, Any]:
+    folder = wb.metadata_file(section["root"], section["source"]).parent
+    expected = None if section["source"] == "embedded" else wb.PUBLISHED_COUNTS  # the mini counts are its own
+    img = section["image"]
+    recipe = wb.prepare(folder, data_out, recipe_out, img["resize"], img["crop"], threads, expected, progress=False)
+    log.info("prepared %s: group counts %s", data_out, recipe["counts"])
+    return recipe
+
+
+# -- train --------------------------------------------------------------------------------------------------
+
+
+def make_backbone(model_cfg: dict[str, Any]):
+    """ResNet-50 (ImageNet weights) or the mini small ResNet, 2 outputs, ImageNet normalisation of [0, 1] input
+    in front of the features (the engine feeds uint8 images as float in [0, 1])."""
+    from torch import nn
+
+    from debias.data.image_pipeline import IMAGENET_MEAN, IMAGENET_STD
+    from debias.models import Normalize, resnet50_backbone, small_resnet_backbone
+
+    if model_cfg["arch"] == "resnet50":
+        backbone = resnet50_backbone(2, model_cfg.get("weights"))
+    else:
+        backbone = small_resnet_backbone(2, model_cfg.get("widths", (8, 16, 32)))
+    backbone.features = nn.Sequential(Normalize(IMAGENET_MEAN, IMAGENET_STD), backbone.features)
+    return backbone
+
+
+def load_prepared(data_file: str, device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
+    prepared = torch.load(data_file, map_location="cpu", weights_only=False)
+    return {name: {k: v.to(device) for k, v in split.items()} for name, split in prepared["splits"].items()}
+
+
+def train_counts(splits) -> dict[int, float]:
+    counts = torch.bincount(splits["train"]["group"].long(), minlength=len(GROUP_NAMES))
+    return {g: float(c) for g, c in enumerate(counts.tolist())}
+
+
+@torch.no_grad()
+def split_traces(method, split: dict[str, torch.Tensor], batch_size: int, channels_last: bool) -> torch.Tensor:
+    """Last-layer Fisher trace of every sample of ``split`` under the method's current weights (BN in eval mode)."""
+    from debias.engine import batches
+    from debias.methods.fisher import model_traces
+
+    order = torch.arange(split["y"].shape[0], device=split["y"].device)
+    out = [model_traces(method.modules["f"], method.modules["g"], b["x"], "last_layer", batch_size)
+           for b in batches(split, order, batch_size, channels_last)]
+    return torch.cat(out).float().cpu()
+
+
+def train(*, hparams, model, train_cfg, row: str, epsilon_percentile: float | None, seeds, data: str,
+          metrics, models, states, device) -> None:
+    """Train ``row`` (with ``epsilon_percentile`` replacing its own, for the fisher_flat sweep) for every seed."""
+    dev = resolve_device(device)
+    splits = load_prepared(data, dev)
+    hp = {**hparams, "autocast": train_cfg.get("autocast", True)}
+    variant = {}
+    if epsilon_percentile is not None:
+        hp["epsilon_percentile"] = epsilon_percentile
+        variant = {"epsilon_percentile": epsilon_percentile}
+    weights = train_counts(splits)
+    bs = train_cfg.get("eval_batch_size", 1000)
+
+    def traces(method, run):
+        t = split_traces(method, splits["train"], bs, train_cfg.get("channels_last", False))
+        return {"train_traces": {"rule": hp.get("select", ["last"])[0], "trace": "last_layer",
+                                 "values": [float(f"{v:.6g}") for v in t.tolist()],
+                                 "group": splits["train"]["group"].cpu().tolist()}}
+
+    runs = [RunOutputs(seed=int(s), metrics=Path(mo), model=Path(md), state=Path(st))
+            for s, mo, md, st in zip(seeds, metrics, models, states, strict=True)]
+    train_cell(experiment="waterbirds", variant=variant, row=row, hparams=hp, train_cfg=train_cfg, splits=splits,
+               make_backbone=lambda: make_backbone(model), model_cfg=model, runs=runs,
+               data_sha256=data_hashes({"data": data}), device=dev, group_names=GROUP_NAMES, progress=False,
+               group_weights=weights, extra_record=traces)
+
+
+# -- aggregate ----------------------------------------------------------------------------------------------
+
+
+def row_label(row: str, epsilon_percentile, rule: str) -> str:
+    eps = f" ε=p{epsilon_percentile:g}" if epsilon_percentile is not None else ""
+    return f"{row}{eps} ({RULE_LABELS.get(rule, rule)})"
+
+
+def collect(metric_files: list[str]):
+    """One line per (run, selection rule): the table row it belongs to and its test metrics in %."""
+    import pandas as pd
+
+    lines = []
+    for path in metric_files:
+        rec = read_json(path)
+        pct = rec["variant"].get("epsilon_percentile")
+        for rule, sel in rec["selections"].items():
+            test = sel["metrics"]["test"]
+            line = {"row": row_label(rec["method"], pct, rule), "method": rec["method"],
+                    "epsilon_percentile": pct, "selection": rule, "seed": rec["seed"],
+                    "selected_epoch": sel["epoch"], "epochs": rec["hparams"]["epochs"]}
+            line.update({col: 100.0 * test[key] for col, key in METRICS.items()})
+            line.update({f"test_acc_{name}": 100.0 * test[f"acc_{name}"] for name in GROUP_NAMES.values()})
+            lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def summary_table(runs, paper: dict[str, Any], scale: str):
+    """Tidy summary: one line per (table row, column) with mean, std, n over seeds, the paper's value and the
+    difference, and the mean selected epoch."""
+    import pandas as pd
+
+    note = NOT_COMPARABLE[scale]
+    out = []
+    for label, d in runs.groupby("row", sort=False):
+        first = d.iloc[0]
+        key = f"{first['method']}/{first['selection']}"
+        values = paper.get("values", {}).get(key, {})
+        for col in METRICS:
+            p = values.get(PAPER_COLUMNS.get(col), math.nan)
+            p = math.nan if p is None else float(p)
+            mean, std = d[col].mean(), d[col].std(ddof=1) if len(d) > 1 else math.nan
+            out.append({"row": label, "method": first["method"],
+                        "epsilon_percentile": first["epsilon_percentile"], "selection": first["selection"],
+                        "column": col, "mean": mean, "std": std, "n_seeds": len(d), "paper": p,
+                        "delta": mean - p, "selected_epoch_mean": d["selected_epoch"].mean(),
+                        "epochs": int(first["epochs"]), "scale": scale, "paper_comparable": note is None})
+    return pd.DataFrame(out)
+
+
+def wide_cells(summary, latex: bool = False):
+    from debias.tables import fmt_cell
+
+    cells = summary.assign(cell=[fmt_cell(m, s, n, p, digits=2, latex=latex) for m, s, n, p in
+                                 zip(summary["mean"], summary["std"], summary["n_seeds"], summary["paper"])])
+    wide = cells.pivot(index="row", columns="column", values="cell")
+    wide = wide.reindex(index=list(dict.fromkeys(summary["row"])), columns=list(METRICS))
+    epochs = summary.groupby("row", sort=False).agg(sel=("selected_epoch_mean", "first"), ep=("epochs", "first"))
+    wide["selected epoch (mean)"] = [f"{epochs.loc[r, 'sel']:.1f} / {epochs.loc[r, 'ep']}" for r in wide.index]
+    wide.index.name = "method (selection)"
+    if latex:
+        wide.index = [r.replace("ε", r"$\varepsilon$") for r in wide.index]
+        wide.index.name = "method (selection)"
+    return wide.fillna("–")
+
+
+def order_rows(runs, rows: list[str]):
+    """Runs sorted by the config's row order, then ε percentile, then the row's selection rules in order."""
+    rank = {r: i for i, r in enumerate(rows)}
+    runs = runs.assign(_r=runs["method"].map(rank), _e=runs["epsilon_percentile"].fillna(-1),
+                       _s=runs.groupby("method")["selection"].transform(pd_codes))
+    return runs.sort_values(["_r", "_e", "_s", "seed"], kind="stable").drop(columns=["_r", "_e", "_s"])
+
+
+def pd_codes(s):
+    """Position of each value among the distinct values of ``s`` in order of first appearance."""
+    first = {v: i for i, v in enumerate(dict.fromkeys(s))}
+    return s.map(first)
+
+
+def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: str, out) -> Any:
+    import yaml
+
+    runs = order_rows(collect(metric_files), rows)
+    paper = yaml.safe_load(Path(paper_file).read_text())["waterbirds"]
+    summary = summary_table(runs, paper, scale)
+    write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
+    note = NOT_COMPARABLE[scale]
+    caption = (f"Waterbirds ({scale} scale), test accuracy (%), mean ± std over seeds [paper value, difference]. "
+               "Avg = group accuracies weighted by the training split's group sizes (the paper's 'Avg'); "
+               "Accuracy = plain test accuracy; Worst = lowest group accuracy. Each row names its model-selection "
+               f"rule. Paper: {paper['table']}." + (f" Paper values {note}." if note else ""))
+    from debias.tables import to_latex, to_markdown
+
+    write_text(out.md, f"{caption}\n\n" + to_markdown(wide_cells(summary)))
+    tex_caption = caption.replace("%", r"\%").replace("±", r"$\pm$")
+    write_text(out.tex, to_latex(wide_cells(summary, latex=True), tex_caption, "tab:waterbirds"))
+    group_figure(runs, scale, [out.png, out.pdf])
+    return summary
+
+
+def group_figure(runs, scale: str, outputs) -> None:
+    """Per-group test accuracy (mean ± std over seeds) of every table row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    from debias.plots import _save
+
+    labels = list(dict.fromkeys(runs["row"]))
+    groups = list(GROUP_NAMES.values())
+    counts = runs.groupby("row", sort=False)
+    colors = sns.color_palette("tab10", len(labels))
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    width = 0.8 / len(labels)
+    x = np.arange(len(groups) + 1)
+    for i, label in enumerate(labels):
+        d = counts.get_group(label)
+        cols = [f"test_acc_{g}" for g in groups] + ["Worst"]
+        mean = d[cols].mean().to_numpy()
+        std = d[cols].std(ddof=1).fillna(0).to_numpy() if len(d) > 1 else np.zeros(len(cols))
+        ax.bar(x + (i - (len(labels) - 1) / 2) * width, mean, width, yerr=std, capsize=2, color=colors[i],
+               label=f"{label} (n={len(d)})")
+    ax.set_xticks(x, [g.replace("_", "\non ") for g in groups] + ["worst\ngroup"], fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Waterbirds ({scale} scale): test accuracy per group, mean ± std over seeds", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    fig.tight_layout()
+    _save(fig, outputs)
+    plt.close(fig)
+
+
+# -- the paper's premise: traces by group ---------------------------------------------------------------------
+
+
+def trace_stats(metric_files: list[str]):
+    """Per group, over every seed's training samples: n, mean, median, quartiles of the last-layer traces of
+    the runs' result models; and whether every minority group's median exceeds every majority group's."""
+    import numpy as np
+    import pandas as pd
+
+    values, groups = [], []
+    for path in metric_files:
+        tr = read_json(path)["train_traces"]
+        values += tr["values"]
+        groups += tr["group"]
+    values, groups = np.asarray(values, dtype=np.float64), np.asarray(groups)
+    lines = []
+    for g, name in GROUP_NAMES.items():
+        v = values[groups == g]
+        lines.append({"group": name, "minority": g in MINORITY, "n": int(v.size), "mean": float(v.mean()),
+                      "median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)),
+                      "q75": float(np.quantile(v, 0.75))})
+    stats = pd.DataFrame(lines)
+    holds = bool(stats.loc[stats["minority"], "median"].min() > stats.loc[~stats["minority"], "median"].max())
+    return stats, holds, values, groups
+
+
+def traces_figure(metric_files: list[str], scale: str, out) -> bool:
+    """Box plots of the ERM model's per-sample traces on the training split by group (log scale), the verdict
+    on the paper's premise in the title; the per-group numbers to a CSV. Returns the verdict."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from debias.plots import _save
+
+    stats, holds, values, groups = trace_stats(metric_files)
+    rec = read_json(metric_files[0])
+    stats["rows"] = rec["method"]
+    stats["selection"] = rec["train_traces"]["rule"]
+    stats["seeds"] = len(metric_files)
+    stats["premise_holds"] = holds
+    write_text(out.csv, stats.to_csv(index=False, float_format="%.6g"))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    floor = max(values[values > 0].min(), 1e-8) if (values > 0).any() else 1e-8
+    data = [np.clip(values[groups == g], floor, None) for g in GROUP_NAMES]
+    ax.boxplot(data, showfliers=True, flierprops={"markersize": 2, "alpha": 0.4})
+    ax.set_xticks(range(1, 5), [f"{n.replace('_', ' on ')}\n(n={s}{', minority' if m else ''})" for n, s, m in
+                                zip(GROUP_NAMES.values(), stats["n"], stats["minority"])], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("per-sample Fisher trace, last layer\n(log; 0 shown at the smallest positive value)")
+    ratio = stats.loc[stats["minority"], "median"].min() / max(stats.loc[~stats["minority"], "median"].max(), 1e-30)
+    verdict = ("holds: every minority group's median trace exceeds every majority group's" if holds else
+               "does not hold: some majority group's median trace is at least a minority group's")
+    ax.set_title(f"Waterbirds ({scale}): {rec['method']} model ({RULE_LABELS.get(rec['train_traces']['rule'])}), "
+                 f"training split, {len(metric_files)} seed(s)\npremise {verdict}\n"
+                 f"(smallest minority median / largest majority median = {ratio:.2f})", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, [out.png, out.pdf])
+    plt.close(fig)
+    return holds
