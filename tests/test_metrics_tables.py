@@ -50,6 +50,8 @@ def test_summary_mean_sample_std_and_paper():
     assert md.splitlines()[2].startswith("| b | 0.900 (n=1)") and "0.600 ± 0.100 [0.550, +0.050]" in md
     tex = to_latex(pivot_cells(s, "method", "sigma2", "acc", ["a", "b"], latex=True), "cap", "tab:x")
     assert r"0.600 $\pm$ 0.100" in tex and r"\toprule" in tex
+    caption = to_latex(pivot_cells(s, "method", "sigma2", "acc", ["a", "b"]), "mAP (%) ± std, γ = 1 & top_1", "t")
+    assert r"\caption{mAP (\%) $\pm$ std, $\gamma$ = 1 \& top\_1}" in caption  # a bare % would start a comment
 
 
 def test_waterbirds_average_is_train_weighted_and_worst_group_is_the_lowest_accuracy():

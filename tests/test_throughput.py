@@ -96,4 +96,6 @@ def test_hand_run_writes_both_files(tmp_path, monkeypatch):
     assert lines[0].split(",")[:3] == ["experiment", "row", "method"]
     assert len(lines) == 1 + 6 + 1  # six rows as configured, deterministic off
     proj = (tmp_path / "t_projection.csv").read_text().splitlines()
-    assert len(proj) == 1 + 6 and proj[1].startswith("fairface,baseline,28,144,10.0000,")  # 13 shares + 0.5, 2 seeds
+    ff = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())["reweighting"]
+    runs = (len(ff["fairface"]["shares"]) + 1) * len(ff["seeds"])  # every share and the balanced 0.5, every seed
+    assert len(proj) == 1 + 6 and proj[1].startswith(f"fairface,baseline,{runs},144,10.0000,")

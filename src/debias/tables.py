@@ -62,9 +62,21 @@ def to_markdown(wide: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+LATEX_TEXT = [("%", r"\%"), ("&", r"\&"), ("#", r"\#"), ("_", r"\_"), ("±", r"$\pm$"), ("σ²", r"$\sigma^2$"),
+              ("γ", r"$\gamma$"), ("Δ", r"$\Delta$"), ("ε", r"$\varepsilon$"), ("η", r"$\eta$"), ("μ", r"$\mu$")]
+
+
+def latex_text(text) -> str:
+    """Plain text (a caption, a header) made safe for LaTeX: its special characters escaped, Greek and ± as math."""
+    out = str(text)
+    for plain, latex in LATEX_TEXT:
+        out = out.replace(plain, latex)
+    return out
+
+
 def to_latex(wide: pd.DataFrame, caption: str, label: str) -> str:
-    def esc(s: str) -> str:
-        return str(s).replace("_", r"\_").replace("σ²", r"$\sigma^2$")
+    """A booktabs table; the caption and the headers are plain text (escaped here), the cells LaTeX as given."""
+    esc = latex_text
 
     cols = "l" + "c" * len(wide.columns)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",

@@ -217,8 +217,7 @@ def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: 
     from debias.tables import to_latex, to_markdown
 
     write_text(out.md, f"{caption}\n\n" + to_markdown(wide_cells(summary)))
-    tex_caption = caption.replace("%", r"\%").replace("±", r"$\pm$")
-    write_text(out.tex, to_latex(wide_cells(summary, latex=True), tex_caption, "tab:waterbirds"))
+    write_text(out.tex, to_latex(wide_cells(summary, latex=True), caption, "tab:waterbirds"))
     group_figure(runs, scale, [out.png, out.pdf])
     return summary
 
