@@ -68,7 +68,9 @@ def seeds_figure(runs: pd.DataFrame, x: str, y: str, hue: str, order: list[str],
 
 def line_figure(summary: pd.DataFrame, x: str, y_mean: str, y_std: str, hue: str, order: list[str],
                 xlabel: str, ylabel: str, title: str, outputs: list[str | os.PathLike],
-                paper: str | None = "paper") -> None:
+                paper: str | None = "paper", paper_curves: dict[str, dict] | None = None) -> None:
+    """One line (mean ± std) per ``hue``; the paper's values dashed: from ``paper_curves`` (hue -> {x: value},
+    every x the paper has, also those this run did not train) where given, else from the ``paper`` column."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,9 +85,13 @@ def line_figure(summary: pd.DataFrame, x: str, y_mean: str, y_std: str, hue: str
             continue
         ax.errorbar(d[x], d[y_mean], yerr=d[y_std].fillna(0), color=palette[name], marker="o", ms=4,
                     capsize=3, label=name)
-        if paper and d[paper].notna().any():
+        if paper_curves and paper_curves.get(name):
+            xs = sorted(paper_curves[name], key=float)
+            ax.plot([float(v) for v in xs], [paper_curves[name][v] for v in xs], color=palette[name], ls="--",
+                    lw=1, alpha=0.8)
+        elif paper and d[paper].notna().any():
             ax.plot(d[x], d[paper], color=palette[name], ls="--", lw=1, alpha=0.8)
-    if paper and summary[paper].notna().any():
+    if paper and (summary[paper].notna().any() or paper_curves):
         ax.plot([], [], color="grey", ls="--", lw=1, label="paper (dashed)")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

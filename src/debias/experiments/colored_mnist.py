@@ -119,5 +119,5 @@ def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: 
     line_figure(summary, "sigma2", "acc_mean", "acc_std", "method", rows, "colour variance σ²",
                 "test accuracy", f"Colored MNIST ({scale} scale); dashed: paper"
                 + ("\n(paper: authors' data; ours: own colours, not directly comparable)" if note else ""),
-                [out.png, out.pdf])
+                [out.png, out.pdf], paper_curves=paper["values"])
     return summary
