@@ -46,6 +46,22 @@ def job_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
+def full_data_missing_downloads_off(tmp_path, experiment, mutate_section):
+    """Dry-run ``experiment`` with its full-scale section, data under a missing folder and ``allow_download:
+    false``; check the run stopped before any job and wrote nothing; return its console output."""
+    def mutate(cfg):
+        cfg["allow_download"] = False
+        cfg[experiment] = yaml.safe_load((ROOT / "config/config.yaml").read_text())[experiment]
+        mutate_section(cfg[experiment], tmp_path / "nowhere")
+
+    proc = snakemake(experiment, "-n", "--cores", 1, "--configfile", write_config(tmp_path, mutate))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "allow_download is false" in out and f"rule {experiment}_" not in out
+    assert not (tmp_path / "results").exists()
+    return out
+
+
 def write_config(tmp_path, mutate, base="mini.yaml"):
     """A copy of config/<base> with every output under tmp_path/results, changed by ``mutate(cfg)``."""
     cfg = yaml.safe_load((ROOT / "config" / base).read_text())

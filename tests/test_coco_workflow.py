@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, job_counts, snakemake, write_config
+from conftest import ROOT, full_data_missing_downloads_off, job_counts, snakemake, write_config
 
 
 def train_cells(stdout: str) -> dict[tuple, str]:
@@ -66,19 +66,11 @@ def test_mini_trains_every_cell_in_one_job_and_the_leakages_in_two_the_full_conf
 
 
 def test_missing_coco_with_downloads_off_stops_before_any_job(tmp_path):
-    def mutate(cfg):
-        cfg["allow_download"] = False
-        cfg["coco"] = yaml.safe_load((ROOT / "config/config.yaml").read_text())["coco"]
-        cfg["coco"]["root"] = str(tmp_path / "nowhere")
-        cfg["coco"]["wang_dir"] = str(tmp_path / "nowhere" / "wang")
+    def nowhere(section, missing):
+        section["root"], section["wang_dir"] = str(missing), str(missing / "wang")
 
-    path = write_config(tmp_path, mutate)
-    proc = snakemake("coco", "-n", "--cores", 1, "--configfile", path)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    out = full_data_missing_downloads_off(tmp_path, "coco", nowhere)
     assert "config key coco.wang_dir and coco.root" in out and "nowhere/wang/train.data" in out
-    assert "allow_download is false" in out and "rule coco_" not in out
-    assert not (tmp_path / "results").exists()
 
 
 def test_unknown_augmentation_and_table3_lr_outside_the_grid_are_rejected(tmp_path):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, job_counts, snakemake, write_config
+from conftest import ROOT, full_data_missing_downloads_off, job_counts, snakemake, write_config
 
 RUN = r"runs/waterbirds/(\w+)/(default|eps_pct=[\d.]+)/seed=(\d+)/metrics\.json"
 
@@ -68,17 +68,11 @@ def test_mini_trains_each_row_and_percentile_in_one_job_for_every_seed():
 
 
 def test_missing_waterbirds_with_downloads_off_stops_before_any_job(tmp_path):
-    def mutate(cfg):
-        cfg["allow_download"] = False
-        cfg["waterbirds"] = yaml.safe_load((ROOT / "config/config.yaml").read_text())["waterbirds"]
-        cfg["waterbirds"]["root"] = str(tmp_path / "nowhere")
+    def nowhere(section, missing):
+        section["root"] = str(missing)
 
-    proc = snakemake("waterbirds", "-n", "--cores", 1, "--configfile", write_config(tmp_path, mutate))
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    out = full_data_missing_downloads_off(tmp_path, "waterbirds", nowhere)
     assert "config key waterbirds.root" in out and "nowhere/waterbirds_v1.0/metadata.csv" in out
-    assert "allow_download is false" in out and "rule waterbirds_" not in out
-    assert not (tmp_path / "results").exists()
 
 
 def test_selection_by_val_without_per_epoch_evaluation_is_rejected(tmp_path):
