@@ -128,15 +128,23 @@ def batches(split: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int
         yield make_batch(split, order[start : start + batch_size], channels_last)
 
 
-def epoch_batches(method: Method, split, spec: "RunSpec", epoch: int, steps: int):
-    """The batches of one epoch: the method's own sampler if it has one, else a shuffled pass over the data."""
-    n, device = split["y"].shape[0], split["y"].device
+def epoch_indices(method: Method, n: int, batch_size: int, seed: int, epoch: int, steps: int, device):
+    """The batch indices of one epoch: the method's own sampler if it has one, else a shuffled pass over range(n)
+    (the last batch may be smaller)."""
     if method.batch_sampler is not None:
-        for idx in method.batch_sampler(n, spec.batch_size, steps, epoch_generator(spec.seed, epoch)):
-            yield make_batch(split, idx.to(device), spec.channels_last)
+        for idx in method.batch_sampler(n, batch_size, steps, epoch_generator(seed, epoch)):
+            yield idx.to(device)
         return
-    order = epoch_order(n, spec.seed, epoch)[: steps * spec.batch_size].to(device)
-    yield from batches(split, order, spec.batch_size, spec.channels_last)
+    order = epoch_order(n, seed, epoch)[: steps * batch_size].to(device)
+    for start in range(0, order.numel(), batch_size):
+        yield order[start : start + batch_size]
+
+
+def epoch_batches(method: Method, split, spec: "RunSpec", epoch: int, steps: int):
+    """The batches of one epoch (``epoch_indices``), every field indexed."""
+    n, device = split["y"].shape[0], split["y"].device
+    for idx in epoch_indices(method, n, spec.batch_size, spec.seed, epoch, steps, device):
+        yield make_batch(split, idx, spec.channels_last)
 
 
 @torch.no_grad()

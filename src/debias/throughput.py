@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 import torch
 
+from debias.benchmark import device_name
 from debias.io import write_text
 
 RULE_OUT = "benchmarks/throughput.csv"
@@ -242,19 +243,13 @@ class GpuSampler:
 
 
 def index_stream(method, n: int, batch_size: int, device: torch.device, seed: int = 0):
-    """Batch indices forever, epoch after epoch, as the training loops draw them (the method's sampler if any)."""
-    from debias.engine import epoch_generator, epoch_order
+    """Batch indices forever, epoch after epoch, as the training loops draw them (``engine.epoch_indices``), full
+    batches only: the timing is per batch size."""
+    from debias.engine import epoch_indices
 
     epoch = 0
     while True:
-        steps = -(-n // batch_size)
-        if method.batch_sampler is not None:
-            for idx in method.batch_sampler(n, batch_size, steps, epoch_generator(seed, epoch)):
-                yield idx.to(device)
-        else:
-            order = epoch_order(n, seed, epoch).to(device)
-            for s in range(0, n - batch_size + 1, batch_size):  # full batches only: the timing is per batch size
-                yield order[s : s + batch_size]
+        yield from epoch_indices(method, n, batch_size, seed, epoch, n // batch_size, device)
         epoch += 1
 
 
@@ -325,12 +320,6 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
     rate = steps / elapsed
     return {"steps_per_s": rate, "images_per_s": rate * case.batch_size, "ms_per_step": 1000 / rate,
             "peak_memory_mb": peak_memory_mb(device), "gpu_util_pct": util.mean, "steps_timed": steps}
-
-
-def device_name(device: torch.device) -> str:
-    from debias.benchmark import device_name as name
-
-    return name(device)
 
 
 def row_of(case: Case, device: torch.device, result: dict[str, Any] | None, status: str) -> dict[str, Any]:
