@@ -24,5 +24,10 @@ dataset = dict(zip(p.splits, sm.input.dataset))
 keys = [dict(zip(("split", "aug", "pairing", "seed"), k)) for k in p.model_keys]
 tidy = coco.table_leakage(dataset, list(zip(keys, sm.input.model)), paper["coco_leakage"], list(p.splits),
                           list(p.augmentations), list(p.pairings), p.scale,
-                          SimpleNamespace(csv=o.leakage_csv, md=o.leakage_md, tex=o.leakage_tex))
+                          SimpleNamespace(csv=o.leakage_csv, md=o.leakage_md, tex=o.leakage_tex),
+                          model_metrics=list(sm.input.model_metrics),
+                          f1_curves=dict(zip(p.f1_curve_keys, sm.input.f1_curves, strict=True)))
 coco.figure_leakage(tidy, list(p.augmentations), p.scale, [o.png, o.pdf])
+if p.f1_curve_keys:
+    coco.figure_f1_curves(dict(zip(p.f1_curve_keys, sm.input.f1_curves, strict=True)), list(zip(keys, sm.input.model)),
+                          list(sm.input.model_metrics), list(p.splits), p.scale, [o.f1_png, o.f1_pdf])

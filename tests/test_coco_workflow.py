@@ -3,6 +3,7 @@ downloads off stops the run before any job; the paper values' Table 3 checks."""
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -51,6 +52,7 @@ def test_mini_trains_every_cell_in_one_job_and_the_leakages_in_two_the_full_conf
                      check=True)
     counts = job_counts(proc.stdout)
     assert counts["coco_train"] == 1 and counts["coco_dataset_leakage"] == 1 and counts["coco_model_leakage"] == 1
+    assert counts["coco_f1_leakage"] == 1
     block = next(b for b in proc.stdout.split("\nrule ")[1:] if b.startswith("coco_train:"))
     run = r"runs/coco/split=(\w+)/(\w+)/pairing=(\w+)/lr=([\de.+-]+)/seed=(\d+)/(metrics\.json|logits\.pt)"
     outputs = re.findall(run, block)
@@ -63,6 +65,8 @@ def test_mini_trains_every_cell_in_one_job_and_the_leakages_in_two_the_full_conf
     counts = job_counts(snakemake("coco", "job_costs", "-n", "--forceall", "--cores", 8, "--resources", "gpu=2",
                                   check=True).stdout)
     assert counts["coco_train"] == 26 and counts["coco_dataset_leakage"] == 4 and counts["coco_model_leakage"] == 20
+    # F1-matched curves: one for the balanced attacker (full splits), one per split for the unbalanced one
+    assert counts["coco_f1_leakage"] == 1 + 4
 
 
 def test_missing_coco_with_downloads_off_stops_before_any_job(tmp_path):
@@ -97,6 +101,52 @@ def test_paper_table3_minimum_amplification_recomputed_and_the_two_printed_error
     assert flagged == {"unbalanced/random/none", "balanced/balanced/gamma1"}
 
 
+def test_table3_f1_matched_amplification_by_hand(tmp_path):
+    """Wang's F1-matched Δ of every cell worked out by hand from made-up curves, leakages and model F1s."""
+    from types import SimpleNamespace
+
+    from debias.experiments.coco import table_leakage
+    from debias.io import write_json
+
+    def put(name, obj):
+        write_json(tmp_path / name, obj)
+        return str(tmp_path / name)
+
+    dataset = {"none": put("ds.json", {"results": {m: {"mean": 0.6, "std": 0.01, "scores": [0.6, 0.6],
+                                                       "test_majority_rate": 0.7} for m in ("unbalanced", "balanced")}})}
+    curves = {"balanced": put("cb.json", {"points": [{"f1_mean": f, "leakage_mean": v}
+                                                     for f, v in ((0.9, 0.70), (0.5, 0.60), (0.7, 0.64))]}),
+              "unbalanced_split=none": put("cu.json", {"points": [{"f1_mean": 0.6, "leakage_mean": 0.70},
+                                                                  {"f1_mean": 0.8, "leakage_mean": 0.74}]})}
+    # (aug, pairing, seed, val F1, {attacker: leakage scores})
+    models = [("nomix", "none", 1, 0.8, {"balanced": [0.72, 0.74], "unbalanced": [0.80]}),
+              ("mixup", "random", 1, 0.6, {"balanced": [0.70], "unbalanced": [0.75]}),
+              ("mixup", "random", 2, 0.7, {"balanced": [0.70], "unbalanced": [0.75]}),
+              ("cutmix", "random", 1, 0.95, {"balanced": [0.9], "unbalanced": [0.9]})]
+    files, metrics = [], []
+    for i, (aug, pairing, seed, f1, scores) in enumerate(models):
+        files.append(({"split": "none", "aug": aug, "pairing": pairing, "seed": seed},
+                      put(f"m{i}.json", {"results": {m: {"scores": v, "test_majority_rate": 0.7}
+                                                     for m, v in scores.items()}})))
+        metrics.append(put(f"metrics{i}.json", {"metrics": {"val": {"macro_f1": f1}}}))
+    out = SimpleNamespace(csv=tmp_path / "t.csv", md=tmp_path / "t.md", tex=tmp_path / "t.tex")
+    paper = {"values": {}, "table": "Table 3", "notes": ""}
+    tidy = table_leakage(dataset, files, paper, ["none"], ["nomix", "mixup", "cutmix"], ["random"], "mini", out,
+                         model_metrics=metrics, f1_curves=curves).set_index("attacker")
+    b, u = tidy.loc["balanced"], tidy.loc["unbalanced"]
+    # balanced curve (F1, %): (0.5, 60), (0.7, 64), (0.9, 70). nomix at F1 0.8: ℓ_D = 67, model 73 → 6;
+    # mixup at 0.6: ℓ_D 62, model 70 → 8, at 0.7: 64 → 6, mean 7; cutmix at 0.95: beyond the curve
+    assert b["nomix_dataset_at_f1"] == pytest.approx(67) and b["nomix_delta_f1"] == pytest.approx(6)
+    assert b["mixup_val_f1"] == pytest.approx(0.65) and b["mixup_delta_f1"] == pytest.approx(7)
+    assert np.isnan(b["cutmix_delta_f1"]) and b["min_delta_f1"] == pytest.approx(6)
+    # unbalanced curve: (0.6, 70), (0.8, 74). nomix 80 − 74 = 6; mixup 75 − 70 = 5 and 75 − 72 = 3, mean 4
+    assert u["nomix_delta_f1"] == pytest.approx(6) and u["mixup_delta_f1"] == pytest.approx(4)
+    assert u["min_delta_f1"] == pytest.approx(4)
+    assert b["min_delta"] == pytest.approx(min(73, 70, 90) - 60)  # the seed's Δ unchanged beside it
+    md = out.md.read_text()
+    assert "min. F1-matched ampl." in md and "| 4.00 |" in md and "(2 of 6 cells" in md
+
+
 def tiny_coco(cfg):
     c = cfg["coco"]
     c["root"] = cfg["results"] + "/data/coco"
@@ -120,8 +170,12 @@ def test_mini_coco_slice_builds_the_tables_and_one_row_edit_reruns_only_that_row
         for ext in ("csv", "md", "tex"):
             assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
     assert (results / "figures" / "coco_leakage.png").is_file()
+    assert (results / "figures" / "coco_f1_leakage.png").is_file()
+    assert sorted(p.name for p in (results / "leakage/coco/f1_curve").iterdir()) == [
+        "balanced.json", "unbalanced_split=none.json"]
     leak = pd.read_csv(results / "tables" / "coco_leakage.csv")
     assert len(leak) == 2 * 2 and leak["dataset_mean"].between(0, 100).all()
+    assert "min_delta_f1" in leak and "min. F1-matched ampl." in (results / "tables" / "coco_leakage.md").read_text()
     # edit the mixup row only: its training jobs, their leakage and the tables rerun, nothing else
     cfg = yaml.safe_load(path.read_text())
     cfg["coco"]["hparams"]["mixup"]["alpha"] = 0.5
@@ -131,3 +185,4 @@ def test_mini_coco_slice_builds_the_tables_and_one_row_edit_reruns_only_that_row
     cells = train_cells(proc.stdout)
     assert cells and {aug for _, aug, _, _ in cells} == {"mixup"}
     assert "rule coco_prepare:" not in proc.stdout and "rule coco_embedded:" not in proc.stdout
+    assert "rule coco_f1_leakage:" not in proc.stdout  # the curves read ground truth only

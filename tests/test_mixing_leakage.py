@@ -7,7 +7,7 @@ from torch import nn
 
 from debias import methods
 from debias.data.image_pipeline import Pipeline, crop_flip
-from debias.leakage import AttackerConfig, attacker_mlp, leakage
+from debias.leakage import AttackerConfig, attacker_mlp, f1_matched, flip_bits, leakage
 from debias.methods.mixing import balanced_partners, reference_class_weights
 from debias.metrics import average_precision, folded_accuracy, macro_f1, mean_average_precision
 from debias.models import Backbone
@@ -240,3 +240,67 @@ def test_leakage_finds_a_planted_signal_and_not_noise():
     unbal = leakage(noise, gender, np.arange(400), "unbalanced", **kw)
     # noise: an unbalanced attacker can do no better than (about) the majority rate
     assert abs(unbal["mean"] - unbal["test_majority_rate"]) < 0.06
+
+
+# -- Wang's F1-matched dataset leakage ------------------------------------------------------------------------
+
+
+def test_flip_bits_flips_each_entry_with_the_given_probability():
+    rng = np.random.default_rng(0)
+    y = (rng.random((20000, 8)) < 0.3).astype(np.float32)
+    f = flip_bits(y, 0.1, np.random.default_rng(1))
+    assert f.dtype == y.dtype and set(np.unique(f)) <= {0.0, 1.0}
+    flipped = f != y
+    # ones and zeros alike, each ≈ 10 % (binomial sd of the rate over ~48k / 112k entries < 0.0015)
+    assert abs(flipped[y == 1].mean() - 0.1) < 0.006 and abs(flipped[y == 0].mean() - 0.1) < 0.006
+    assert (flip_bits(y, 0.0, rng) == y).all() and (flip_bits(y, 1.0, rng) == 1 - y).all()
+    with pytest.raises(ValueError, match="flip rate 1.5"):
+        flip_bits(y, 1.5, rng)
+
+
+def test_macro_f1_of_flipped_labels_follows_the_closed_form():
+    # a class of prevalence π with every bit flipped with probability p: TP = π(1−p), FP = (1−π)p, FN = πp per
+    # sample, so F1 = 2π(1−p) / (2π(1−p) + p)
+    prev = np.array([0.05, 0.2, 0.5])
+    rng = np.random.default_rng(3)
+    y = (rng.random((200000, 3)) < prev).astype(np.float32)
+    for p in (0.02, 0.1, 0.3):
+        expected = np.mean(2 * prev * (1 - p) / (2 * prev * (1 - p) + p))
+        assert macro_f1(flip_bits(y, p, rng), y) == pytest.approx(expected, abs=0.005)
+
+
+def test_f1_matched_interpolates_between_rates_in_order_of_f1_and_never_extrapolates():
+    f1, leak = [0.8, 0.6, 0.7], [70.0, 60.0, 66.0]  # rates need not come in F1 order
+    assert f1_matched(f1, leak, 0.65) == pytest.approx(63.0)  # halfway between (0.6, 60) and (0.7, 66)
+    assert f1_matched(f1, leak, 0.775) == pytest.approx(69.0)  # a quarter of the way down from (0.8, 70)
+    assert f1_matched(f1, leak, 0.8) == pytest.approx(70.0)
+    assert np.isnan(f1_matched(f1, leak, 0.59)) and np.isnan(f1_matched(f1, leak, 0.81))
+    assert np.isnan(f1_matched(f1, leak, float("nan")))
+
+
+def test_f1_curve_at_rate_zero_is_the_dataset_leakage_and_flipping_lowers_it(tmp_path):
+    from debias.experiments.coco import f1_curve_job, leakage_job
+    from debias.io import read_json
+
+    rng = np.random.default_rng(0)
+    splits = {}
+    for s, n in (("train", 800), ("val", 400), ("test", 400)):
+        gender = (rng.random(n) < 0.4).astype(np.int64)
+        objects = (rng.random((n, 6)) < 0.2).astype(np.uint8)
+        objects[:, 0] = gender  # object 0 present exactly on the women's images
+        splits[s] = {"objects": torch.as_tensor(objects), "gender": torch.as_tensor(gender)}
+    subsets = {"train": {g: torch.arange(0, 800, g + 1) for g in (1, 2, 3)}}
+    labels = tmp_path / "labels.pt"
+    torch.save({"splits": splits, "subsets": subsets}, labels)
+    attacker = dict(rounds=2, epochs=6, lr=1e-3, weight_decay=1e-5, batch_size=64, hidden=32,
+                    n_train_per_group=150, n_eval_per_group=60)
+    for mode, split in (("balanced", None), ("unbalanced", "gamma2")):
+        base = leakage_job(labels=str(labels), split=split or "none", attacker=attacker, modes=[mode],
+                           out=str(tmp_path / f"{mode}.json"))["results"][mode]
+        curve = f1_curve_job(labels=str(labels), mode=mode, split=split, attacker=attacker, rates=[0.0, 0.3],
+                             out=str(tmp_path / f"{mode}_curve.json"))
+        assert read_json(tmp_path / f"{mode}_curve.json")["rates"] == [0.0, 0.3]
+        zero, noisy = curve["points"]
+        assert zero["scores"] == base["scores"] and zero["f1"] == [1.0, 1.0]  # same draws, same attacker seeds
+        assert zero["leakage_mean"] > 0.95 and noisy["leakage_mean"] < zero["leakage_mean"] - 0.15
+        assert noisy["f1_mean"] < 0.8

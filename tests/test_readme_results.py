@@ -25,10 +25,11 @@ def write_tables(tables: Path) -> None:
         "0.9,baseline,train,0.9,0.0,2,1.0,0.0\n")
     (tables / "coco_leakage.csv").write_text(
         "split,attacker,pairing,dataset_mean,dataset_std,majority,nomix_mean,nomix_std,nomix_n,nomix_delta,"
-        "mixup_mean,mixup_std,mixup_n,mixup_delta\n"
-        "none,unbalanced,random,80.0,0.5,70.0,82.5,1.25,3,2.5,84.0,1.0,3,4.0\n"
-        "none,unbalanced,balanced,80.0,0.5,70.0,82.5,1.25,3,2.5,71.0,2.0,3,-9.0\n"
-        "none,balanced,random,74.0,1.0,50.0,75.0,1.0,3,1.0,76.0,1.0,3,2.0\n")
+        "mixup_mean,mixup_std,mixup_n,mixup_delta,nomix_val_f1,nomix_delta_f1,mixup_val_f1,mixup_delta_f1,"
+        "min_delta_f1,f1_curve_min,f1_curve_max\n"
+        "none,unbalanced,random,80.0,0.5,70.0,82.5,1.25,3,2.5,84.0,1.0,3,4.0,0.5,1.5,0.61,,1.5,0.55,0.9\n"
+        "none,unbalanced,balanced,80.0,0.5,70.0,82.5,1.25,3,2.5,71.0,2.0,3,-9.0,0.5,1.5,0.6,-1.0,-1.0,0.55,0.9\n"
+        "none,balanced,random,74.0,1.0,50.0,75.0,1.0,3,1.0,76.0,1.0,3,2.0,0.5,,0.61,,,0.6,0.95\n")
     (tables / "coco_map.csv").write_text(
         "augmentation,lr,map_mean,map_std,n_seeds\nnomix,0.001,30.0,,1\nmixup,0.001,25.5,,1\n"
         "nomix,0.01,20.04,,1\nmixup,0.01,21.96,,1\n")
@@ -52,6 +53,8 @@ def test_snippets_replace_only_the_marked_text(tmp_path):
     assert "| Δ = model − dataset |  | +2.50 | +4.00 |" in out
     assert "majority-gender rate 70.0 %; with the balanced, folded attacker 74.0 %" in out
     assert "mixup 71.0 % (random partners 84.0 %)" in out
+    assert ("F1-matched Δ (Table 3's last column): 3 of 6 cells in range; the models' val macro-F1 0.500–0.610, "
+            "the flipped ground truth's 0.550–0.950.") in out
     assert "| 1e-03 | 30.0 | 25.5 |" in out and "| 1e-02 | 20.0 | 22.0 |" in out
     assert "| erm (last epoch) | 91.2 ± 1.5 (97.3) | 10.0 (60) |" in out
     assert "| groupdro (best val worst) | 88.0 ± 0.0 | 70.0 ± 2.0 (86) |" in out
@@ -125,6 +128,9 @@ def test_readme_claims_on_coco_hold_in_the_mini_run():
     assert d.loc[("balanced", "random", "none")].dataset_mean > 60
     assert none.nomix_delta > 0  # "the no-mix model amplifies it"
     assert d.loc[("unbalanced", "balanced", "none")].mixup_mean < none.mixup_mean  # balanced partners lower mixup's
+    # "every mini F1-matched Δ is n/a ... the models' val F1 below even that of labels flipped at 0.45"
+    assert d[[c for c in d.columns if c.endswith("_delta_f1")]].isna().all().all()
+    assert d[[c for c in d.columns if c.endswith("_val_f1")]].max().max() < d.f1_curve_min.min()
     m = mini_table("coco_map.csv")
     assert m.map_mean.between(20, 40).all()  # "test mAP about 25-35 %, chance about 20 %": underfits
 

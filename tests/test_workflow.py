@@ -296,9 +296,9 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
     html = (res / "report.html").read_text()
     made = [*res.glob("tables/*.csv"), *res.glob("figures/*.png"), *res.glob("benchmarks/*.csv")]
     # tables: colored MNIST, FairFace, L2RW grid + COCO's three + Waterbirds' table and traces; figures: colored
-    # MNIST, FairFace's 4 + their 4 per-class companions + COCO's one + Waterbirds' groups and traces; the two
-    # benchmark tables
-    assert len(made) == 3 + 3 + 2 + 9 + 1 + 2 + 2
+    # MNIST, FairFace's 4 + their 4 per-class companions + COCO's two (leakage per split, F1-matched curves) +
+    # Waterbirds' groups and traces; the two benchmark tables
+    assert len(made) == 3 + 3 + 2 + 9 + 2 + 2 + 2
     for f in made:
         assert f'"name": "{f.name}"' in html, f
     assert "Learning Not to Learn (paper 003)" in html and "Example reweighting (paper 001)" in html

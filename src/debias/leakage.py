@@ -10,10 +10,18 @@ Two attackers (protocol G9, G10), ``rounds`` times each, mean ± std:
   test; test accuracy folded as 0.5 + |acc − 0.5|;
 - ``unbalanced``: the whole train (sub)set, the whole val and test splits, plain accuracy; the majority rate
   of test is reported beside it (a constant "man" attacker scores it).
+
+Wang et al.'s F1-matched dataset leakage (``natural_leakage.py``): the ground truth with every bit flipped
+with probability p (train, val and test, drawn anew each round), the same attacker on it, and the macro-F1 of
+the flipped val labels against the true ones; over a list of rates this traces dataset leakage as a function
+of label quality (F1), read off at a model's own F1 (``f1_matched``) so that the model is compared with
+ground truth of the same quality rather than with perfect labels.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,11 +96,14 @@ def balanced_sample(gender: np.ndarray, per_group: int, rng: np.random.Generator
 
 def leakage(features: dict[str, np.ndarray], gender: dict[str, np.ndarray], train_subset: np.ndarray | None,
             mode: str, rounds: int, cfg: AttackerConfig, seed: int = 0, n_train_per_group: int = 3000,
-            n_eval_per_group: int = 1500) -> dict:
+            n_eval_per_group: int = 1500,
+            features_of_round: Callable[[int], dict[str, np.ndarray]] | None = None) -> dict:
     """Leakage of ``features`` (per split: [N, d]) about ``gender`` (per split: [N] in {0, 1}).
 
     ``train_subset``: indices of the training split the unbalanced attacker trains on (the γ-subset; None = all).
-    The balanced attacker draws from the full splits (protocol G10).
+    The balanced attacker draws from the full splits (protocol G10). ``features_of_round(r)``, if given, gives
+    round r's features instead of ``features`` (the flipped labels of the F1-matched leakage); the draws of the
+    samples and the attacker seeds stay those of the plain call.
     """
     if mode not in ("balanced", "unbalanced"):
         raise ValueError(f"leakage mode {mode!r}; expected 'balanced' or 'unbalanced'")
@@ -102,7 +113,8 @@ def leakage(features: dict[str, np.ndarray], gender: dict[str, np.ndarray], trai
     torch.set_num_threads(1)  # batches of 128 x 300: one thread is fastest, more only contend (measured 12x)
     try:
         for r in range(rounds):
-            _one_round(features, gender, train_subset, mode, cfg, seed, r, rng, n_train_per_group,
+            feats = features if features_of_round is None else features_of_round(r)
+            _one_round(feats, gender, train_subset, mode, cfg, seed, r, rng, n_train_per_group,
                        n_eval_per_group, scores, epochs)
     finally:
         torch.set_num_threads(threads)
@@ -126,3 +138,25 @@ def _one_round(features, gender, train_subset, mode, cfg, seed, r, rng, n_train_
     best = train_attacker(data, cfg, seed * 1000 + r)
     scores.append(folded_accuracy(best["test"]) if mode == "balanced" else best["test"])
     epochs.append(best["epoch"])
+
+
+def flip_bits(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """``labels`` (0/1) with every entry flipped independently with probability ``rate``."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"flip rate {rate}; expected a probability in [0, 1]")
+    flip = rng.random(labels.shape) < rate
+    return np.where(flip, 1 - labels, labels).astype(labels.dtype)
+
+
+def f1_matched(curve_f1: list[float], curve_leakage: list[float], f1: float) -> float:
+    """Dataset leakage at label quality ``f1``: linear interpolation of the (F1, leakage) points of the flip
+    rates, taken in order of F1; NaN outside the F1 range the rates cover (no extrapolation)."""
+    f = np.asarray(curve_f1, dtype=float)
+    v = np.asarray(curve_leakage, dtype=float)
+    if f.shape != v.shape or f.size == 0:
+        raise ValueError(f"curve of {f.size} F1 values and {v.size} leakages; expected the same number, >= 1")
+    order = np.argsort(f, kind="stable")
+    f, v = f[order], v[order]
+    if math.isnan(f1) or f1 < f[0] or f1 > f[-1]:
+        return math.nan
+    return float(np.interp(f1, f, v))

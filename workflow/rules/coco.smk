@@ -144,12 +144,39 @@ rule coco_model_leakage:
         "../../scripts/coco_leakage.py"
 
 
+# Wang's F1-matched dataset leakage (coco.f1_matched): one job per curve, or (cells_per_job: all) one job for all.
+if coco_f1_curves():
+
+    rule coco_f1_leakage:
+        input:
+            labels=rules.coco_prepare.output.labels,
+        output:
+            coco_f1_curve_outputs(),
+        params:
+            curves=coco_f1_curve_params,
+            attacker=coco_sorted(COCO["leakage"]),
+            rates=COCO["f1_matched"]["flip_rates"],
+        log:
+            f"{RESULTS}/logs/coco/leakage/f1_curve/{'all' if COCO_ALL_CELLS else '{curve}'}.log",
+        wildcard_constraints:
+            curve=r"balanced|unbalanced_split=(none|gamma[123])",
+        threads: 1
+        resources:
+            **res("aggregate"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/coco_f1_leakage.py"
+
+
 rule coco_tables:
     input:
         recipe=rules.coco_prepare.output.recipe,
         metrics=coco_table2_metrics(),
         dataset=expand(f"{COCO_LEAK}/dataset/split={{split}}.json", split=COCO["splits"]),
         model=[coco_model_leakage(*k) for k in coco_table3_keys()],
+        model_metrics=coco_table3_metrics(),
+        f1_curves=[coco_f1_curve_path(c) for c in coco_f1_curves()],
         paper="config/paper_values.yaml",
     output:
         splits_csv=report(f"{RESULTS}/tables/coco_splits.csv", caption="../report/coco_splits.rst",
@@ -167,12 +194,14 @@ rule coco_tables:
         png=report(f"{RESULTS}/figures/coco_leakage.png", caption="../report/coco_figure.rst",
                    category=COCO_REPORT, labels=report_label("the paper's Table 3, plotted: leakage and amplification per split")),
         pdf=f"{RESULTS}/figures/coco_leakage.pdf",
+        **coco_f1_figure_outputs(),
     params:
         splits=COCO["splits"],
         augmentations=COCO["augmentations"],
         pairings=COCO["pairings"],
         attacker=coco_sorted(COCO["leakage"]),
         model_keys=coco_table3_keys(),
+        f1_curve_keys=list(coco_f1_curves()),
         scale=config["scale"],
     log:
         f"{RESULTS}/logs/coco/tables.log",

@@ -17,7 +17,18 @@ def coco_outputs():
     if COCO is None:
         return []
     tables = expand(f"{RESULTS}/tables/coco_{{t}}.{{ext}}", t=["splits", "map", "leakage"], ext=["csv", "md", "tex"])
-    return tables + expand(f"{RESULTS}/figures/coco_leakage.{{ext}}", ext=["png", "pdf"])
+    figures = expand(f"{RESULTS}/figures/coco_leakage.{{ext}}", ext=["png", "pdf"])
+    return tables + figures + [str(f) for f in coco_f1_figure_outputs().values()]
+
+
+def coco_f1_figure_outputs():
+    """The F1-matched leakage figure (rule coco_tables), when coco.f1_matched is set."""
+    if not coco_f1_curves():
+        return {}
+    return {"f1_png": report(f"{RESULTS}/figures/coco_f1_leakage.png", caption="../report/coco_f1_figure.rst",
+                             category=COCO_REPORT,
+                             labels=report_label("Wang's F1-matched leakage: flipped ground truth vs the models")),
+            "f1_pdf": f"{RESULTS}/figures/coco_f1_leakage.pdf"}
 
 
 def coco_cells():
@@ -153,3 +164,40 @@ def coco_bench_files():
     if COCO_ALL_CELLS:
         return [f"{BENCH_JOBS}/coco/{COCO_TRAIN_NAME}.tsv"]
     return [f"{BENCH_JOBS}/coco/split={c[0]}/{c[1]}/pairing={c[2]}/lr={c[3]}.tsv" for c in coco_cells()]
+
+
+def coco_f1_curves():
+    """{file stem: (attacker mode, split)} of every F1-matched dataset-leakage curve (Wang's natural leakage,
+    G12): one for the balanced attacker (it draws from the full splits), one per split for the unbalanced one;
+    none when the config has no coco.f1_matched."""
+    from debias.experiments.coco import f1_curve_key
+
+    if COCO is None or not COCO.get("f1_matched"):
+        return {}
+    curves = {}
+    for mode in COCO["leakage"]["attackers"]:
+        for split in COCO["splits"]:
+            curves.setdefault(f1_curve_key(mode, split), (mode, split if mode == "unbalanced" else None))
+    return curves
+
+
+def coco_f1_curve_path(stem):
+    return f"{COCO_LEAK}/f1_curve/{stem}.json"
+
+
+def coco_f1_curve_outputs():
+    """The curves one job traces: every curve (cells_per_job: all), or the wildcard's one."""
+    return [coco_f1_curve_path(c) for c in (coco_f1_curves() if COCO_ALL_CELLS else ["{curve}"])]
+
+
+def coco_f1_curve_params(wc):
+    """[stem, mode, split] of the job's curves, in output order."""
+    curves = coco_f1_curves()
+    stems = list(curves) if COCO_ALL_CELLS else [wc.curve]
+    return [[stem, *curves[stem]] for stem in stems]
+
+
+def coco_table3_metrics():
+    """metrics.json (val macro-F1) of every Table 3 model, in coco_table3_keys() order."""
+    return [coco_run(sp, aug, pa, coco_lr(COCO["table3_lr"]), s, "metrics.json")
+            for sp, aug, pa, s in coco_table3_keys()]

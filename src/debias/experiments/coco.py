@@ -9,7 +9,9 @@
   picks the checkpoint (G4); the chosen model gives mAP on the original test split and the logits for the
   leakage jobs: the original train split through the training view (random crop + flip, unmixed), val and test
   through the centre crop. Resumable state at epoch ends (model, optimiser, RNG, best checkpoint, history).
-- leakage: the attacker on ground-truth objects (dataset leakage) or on a model's logits (model leakage).
+- leakage: the attacker on ground-truth objects (dataset leakage) or on a model's logits (model leakage);
+  and Wang's F1-matched dataset leakage: the attacker on ground truth flipped at a list of rates, a curve of
+  leakage against the flipped labels' val macro-F1, read off at each model's val macro-F1 (protocol G12).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from debias.data.image_pipeline import Pipeline
 from debias.devices import resolve_device
 from debias.engine import NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, peak_memory_mb
 from debias.io import read_json, sha256_file, torch_save, write_json
-from debias.leakage import AttackerConfig, leakage
+from debias.leakage import AttackerConfig, f1_matched, flip_bits, leakage
 from debias.metrics import macro_f1, mean_average_precision
 from debias.provenance import environment
 from debias.runner import fingerprint
@@ -238,6 +240,11 @@ def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path
 # -- leakage --------------------------------------------------------------------------------------------------
 
 
+def attacker_config(attacker: dict) -> AttackerConfig:
+    return AttackerConfig(epochs=attacker["epochs"], lr=attacker["lr"], weight_decay=attacker["weight_decay"],
+                          batch_size=attacker["batch_size"], hidden=attacker["hidden"])
+
+
 def leakage_job(*, labels: str, split: str, attacker: dict, modes: list[str], out: str, logits: str | None = None,
                 seed: int = 0) -> dict:
     lab = torch.load(labels, map_location="cpu", weights_only=True)
@@ -251,13 +258,56 @@ def leakage_job(*, labels: str, split: str, attacker: dict, modes: list[str], ou
         source = f"model logits ({logits})"
     gamma = gamma_of(split)
     subset = None if gamma is None else lab["subsets"]["train"][gamma].numpy()
-    cfg = AttackerConfig(epochs=attacker["epochs"], lr=attacker["lr"], weight_decay=attacker["weight_decay"],
-                         batch_size=attacker["batch_size"], hidden=attacker["hidden"])
+    cfg = attacker_config(attacker)
     t0 = time.monotonic()
     res = {mode: leakage(features, gender, subset, mode, attacker["rounds"], cfg, seed,
                          attacker["n_train_per_group"], attacker["n_eval_per_group"]) for mode in modes}
     record = {"split": split, "features": source, "attacker": attacker, "results": res,
               "labels_sha256": sha256_file(labels), "time_s": time.monotonic() - t0}
+    write_json(out, record)
+    return record
+
+
+
+def f1_curve_key(mode: str, split: str) -> str:
+    """The file stem of a curve: the balanced attacker draws from the full splits, so one curve serves every
+    split; the unbalanced attacker trains on the split's (γ-)train set, one curve per split."""
+    return "balanced" if mode == "balanced" else f"unbalanced_split={split}"
+
+
+def f1_curve_job(*, labels: str, mode: str, split: str | None, attacker: dict, rates: list[float], out: str,
+                 seed: int = 0) -> dict:
+    """Wang's F1-matched dataset leakage (natural_leakage.py): for each flip rate p, ``attacker['rounds']``
+    rounds of the ``mode`` attacker on ground-truth objects with every bit of train, val and test flipped with
+    probability p (drawn anew each round), and the val macro-F1 of the flipped labels against the true ones.
+    Rate 0 gives the dataset leakage itself (same samples and attacker seeds)."""
+    lab = torch.load(labels, map_location="cpu", weights_only=True)
+    gender = {s: lab["splits"][s]["gender"].numpy() for s in coco.SPLITS}
+    objects = {s: lab["splits"][s]["objects"].numpy().astype(np.float32) for s in coco.SPLITS}
+    gamma = None if mode == "balanced" or split is None else gamma_of(split)
+    subset = None if gamma is None else lab["subsets"]["train"][gamma].numpy()
+    cfg = attacker_config(attacker)
+    t0 = time.monotonic()
+    points = []
+    for i, rate in enumerate(rates):
+        f1s: list[float] = []
+
+        def flipped_round(r: int, rate: float = rate, f1s: list[float] = f1s) -> dict[str, np.ndarray]:
+            rng = np.random.default_rng([seed, r, round(rate * 1e9)])
+            flipped = {s: flip_bits(objects[s], rate, rng) for s in coco.SPLITS}
+            f1s.append(macro_f1(flipped["val"], objects["val"]))
+            return flipped
+
+        res = leakage(objects, gender, subset, mode, attacker["rounds"], cfg, seed, attacker["n_train_per_group"],
+                      attacker["n_eval_per_group"], features_of_round=flipped_round)
+        points.append({"rate": rate, "f1": f1s, "scores": res["scores"], "f1_mean": float(np.mean(f1s)),
+                       "leakage_mean": res["mean"]})
+        log.info("F1-matched leakage (%s attacker%s): rate %.4g (%d/%d): val F1 %.4f, leakage %.4f (%.0f s)", mode,
+                 "" if subset is None else f", split {split}", rate, i + 1, len(rates), points[-1]["f1_mean"],
+                 res["mean"], time.monotonic() - t0)
+    record = {"mode": mode, "split": split if mode == "unbalanced" else "all (full original splits)",
+              "attacker": attacker, "rates": list(rates), "points": points, "labels_sha256": sha256_file(labels),
+              "time_s": time.monotonic() - t0}
     write_json(out, record)
     return record
 
@@ -356,8 +406,10 @@ def _lr_key(lr: float) -> str:
     return f"{lr:.0e}"
 
 
-def collect_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, str]]):
-    """Tidy rows: (attacker, pairing, split, what, scores...) from the leakage JSONs."""
+def collect_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, str]],
+                    model_metrics: list[str] | None = None):
+    """Tidy rows: (attacker, pairing, split, what, scores...) from the leakage JSONs; with ``model_metrics`` (one
+    metrics.json per model file, same order) the model's val macro-F1 too."""
     import pandas as pd
 
     rows = []
@@ -367,22 +419,50 @@ def collect_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict,
             rows.append({"attacker": mode, "split": split, "what": "dataset", "pairing": "any",
                          "mean": 100 * r["mean"], "std": 100 * r["std"], "n_rounds": len(r["scores"]),
                          "majority": 100 * r["test_majority_rate"]})
-    for key, path in model_files:
+    if model_metrics is not None and len(model_metrics) != len(model_files):
+        raise ValueError(f"{len(model_metrics)} metrics files for {len(model_files)} model leakages; expected one each")
+    for i, (key, path) in enumerate(model_files):
         rec = read_json(path)
+        f1 = math.nan if model_metrics is None else read_json(model_metrics[i])["metrics"]["val"]["macro_f1"]
         for mode, r in rec["results"].items():
             rows.append({"attacker": mode, "split": key["split"], "what": key["aug"], "pairing": key["pairing"],
-                         "seed": key["seed"], "scores": [100 * s for s in r["scores"]],
+                         "seed": key["seed"], "scores": [100 * s for s in r["scores"]], "val_f1": f1,
                          "n_rounds": len(r["scores"]), "majority": 100 * r["test_majority_rate"]})
     return pd.DataFrame(rows)
 
 
+def read_f1_curve(path: str) -> dict:
+    """(val macro-F1, leakage %) of a curve file's flip rates (means over rounds), and its F1 range."""
+    rec = read_json(path)
+    f1 = [pt["f1_mean"] for pt in rec["points"]]
+    return {"f1": f1, "leakage": [100 * pt["leakage_mean"] for pt in rec["points"]], "range": (min(f1), max(f1))}
+
+
+def _f1_matched_delta(sel, curve: dict | None) -> tuple[float, float, float]:
+    """Mean over a cell's models (seeds) of val F1, ℓ_D at that F1, and model leakage − ℓ_D(F1); NaN where a
+    model's F1 is outside the curve's range."""
+    if curve is None or sel.empty:
+        return math.nan, math.nan, math.nan
+    f1s, at, deltas = [], [], []
+    for _, m in sel.iterrows():
+        d = f1_matched(curve["f1"], curve["leakage"], m["val_f1"])
+        f1s.append(m["val_f1"])
+        at.append(d)
+        deltas.append(float(np.mean(m["scores"])) - d)
+    return float(np.mean(f1s)), float(np.mean(at)), float(np.mean(deltas))
+
+
 def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, str]], paper: dict,
-                  splits: list[str], augs: list[str], pairings: list[str], scale: str, out) -> "Any":
+                  splits: list[str], augs: list[str], pairings: list[str], scale: str, out,
+                  model_metrics: list[str] | None = None, f1_curves: dict[str, str] | None = None) -> "Any":
+    """Table 3. With ``f1_curves`` (curve file per ``f1_curve_key``) and ``model_metrics``, Wang's F1-matched
+    bias amplification too: each model's leakage minus the dataset leakage at the model's val macro-F1."""
     import pandas as pd
 
     from debias.io import write_text
 
-    raw = collect_leakage(dataset_files, model_files)
+    raw = collect_leakage(dataset_files, model_files, model_metrics)
+    curves = {k: read_f1_curve(v) for k, v in (f1_curves or {}).items()}
     ds = raw[raw["what"] == "dataset"].set_index(["attacker", "split"])
     models = raw[raw["what"] != "dataset"]
     order = [s for s in ("none", "gamma3", "gamma2", "gamma1") if s in splits]
@@ -394,7 +474,7 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                        "split": split, "attacker": attacker, "pairing": pairing}
                 d = ds.loc[(attacker, split)]
                 row.update(dataset_mean=d["mean"], dataset_std=d["std"], majority=d["majority"])
-                deltas = []
+                deltas, f1_deltas = [], []
                 for aug in augs:
                     pair = "none" if aug == "nomix" else pairing
                     sel = models[(models["attacker"] == attacker) & (models["split"] == split)
@@ -405,7 +485,17 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                     row[f"{aug}_mean"], row[f"{aug}_std"], row[f"{aug}_n"] = mean, std, len(scores)
                     row[f"{aug}_delta"] = mean - d["mean"]
                     deltas.append(mean - d["mean"])
+                    if f1_curves:
+                        curve = curves.get(f1_curve_key(attacker, split))
+                        row[f"{aug}_val_f1"], row[f"{aug}_dataset_at_f1"], row[f"{aug}_delta_f1"] = (
+                            _f1_matched_delta(sel, curve))
+                        f1_deltas.append(row[f"{aug}_delta_f1"])
                 row["min_delta"] = float(np.nanmin(deltas)) if deltas else math.nan
+                if f1_curves:
+                    ok = [v for v in f1_deltas if not math.isnan(v)]
+                    row["min_delta_f1"] = min(ok) if ok else math.nan
+                    curve = curves.get(f1_curve_key(attacker, split))
+                    row["f1_curve_min"], row["f1_curve_max"] = curve["range"] if curve else (math.nan, math.nan)
                 key = f"{attacker}/{pairing}/{split}"
                 pv = paper["values"].get(key, {})
                 for col in ["dataset"] + augs + ["min_delta"]:
@@ -428,6 +518,8 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
             if latex and flag:
                 flag = r"$^\dagger$"
             cell["min. bias ampl."] = _fmt(r["min_delta"], math.nan, r["min_delta_paper"], flag=flag, latex=latex)
+            if f1_curves:
+                cell["min. F1-matched ampl."] = "n/a" if math.isnan(r["min_delta_f1"]) else f"{r['min_delta_f1']:.2f}"
             cell["majority"] = f"{r['majority']:.2f}" if r["attacker"] == "unbalanced" else "50 (folded)"
             cells.append(cell)
         wide = pd.DataFrame(cells).set_index("attacker bal.")
@@ -438,6 +530,8 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                  "† the paper prints a value that its own columns contradict; the bracket holds the value recomputed "
                  "from the printed columns (see config/paper_values.yaml).",
                  "majority: share of the majority gender in test (an always-'man' attacker scores it)."]
+        if f1_curves:
+            notes.append(_f1_note(tidy, augs, curves))
         from debias.tables import to_latex, to_markdown
 
         if latex:
@@ -445,6 +539,19 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
         else:
             write_text(target, f"{caption}\n\n" + to_markdown(wide) + "".join(f"\n{n}\n" for n in notes))
     return tidy
+
+
+def _f1_note(tidy, augs: list[str], curves: dict[str, dict]) -> str:
+    f1 = tidy[[f"{a}_val_f1" for a in augs]].to_numpy(dtype=float)
+    lo = min(c["range"][0] for c in curves.values())
+    hi = max(c["range"][1] for c in curves.values())
+    n_na = int(tidy[[f"{a}_delta_f1" for a in augs]].isna().to_numpy().sum())
+    return (f"min. F1-matched ampl. (Wang et al.): min over augmentations of model leakage − dataset leakage of "
+            f"ground truth flipped to the model's val macro-F1 (linear between the flip rates' points; the curves "
+            f"are in leakage/coco/f1_curve/ of the results directory). The flipped labels' F1 spans {lo:.3f}–"
+            f"{hi:.3f}, the models' val F1 {np.nanmin(f1):.3f}–{np.nanmax(f1):.3f}; a model outside its curve's "
+            f"range has no value (no extrapolation: {n_na} of {f1.size} cells), n/a where no cell of the row has "
+            f"one.")
 
 
 def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> None:
@@ -482,6 +589,58 @@ def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> Non
     fig.suptitle(f"COCO gender leakage vs training split, unbalanced attacker ({scale} scale; dashed: paper)",
                  fontsize=10)
     fig.tight_layout()
+    for o in outputs:
+        with atomic_path(o) as tmp:
+            fig.savefig(tmp, format=str(o).rsplit(".", 1)[-1], dpi=150)
+    plt.close(fig)
+
+
+def figure_f1_curves(curve_files: dict[str, str], model_files: list[tuple[dict, str]], model_metrics: list[str],
+                     splits: list[str], scale: str, outputs: list[str]) -> None:
+    """Wang's F1-matched leakage, drawn: per attacker, dataset leakage of flipped ground truth against the flipped
+    labels' val macro-F1 (a line per curve), and every Table 3 model at its own val macro-F1 and leakage (a point,
+    in its split's colour); a model left of its curve's F1 range has no F1-matched value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from debias.io import atomic_path
+
+    raw = collect_leakage({}, model_files, model_metrics)
+    modes = [m for m in ("unbalanced", "balanced") if m in set(raw["attacker"])]
+    colors = {s: f"C{i}" for i, s in enumerate(("none", "gamma3", "gamma2", "gamma1"))}
+    markers = {"nomix": "o", "mixup": "s", "cutmix": "^"}
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.4 * len(modes) + 2.6, 3.8), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for split in splits:
+            key = f1_curve_key(mode, split)
+            if key not in curve_files:
+                continue
+            c = read_f1_curve(curve_files[key])
+            order = np.argsort(c["f1"])
+            color = "k" if mode == "balanced" else colors.get(split, "grey")
+            label = f"flipped ground truth, {mode if mode == 'balanced' else SPLIT_NAMES[split]}"
+            ax.plot(np.asarray(c["f1"])[order], np.asarray(c["leakage"])[order], "-", color=color, lw=1.2,
+                    marker=".", label=label)
+            if mode == "balanced":
+                break
+        for _, m in raw[raw["attacker"] == mode].iterrows():
+            ax.scatter(m["val_f1"], np.mean(m["scores"]), color=colors.get(m["split"], "grey"),
+                       marker=markers.get(m["what"], "x"), s=22, zorder=3)
+        ax.set_xlabel("val macro-F1 of the object labels (threshold 0.5)")
+        ax.set_ylabel("leakage (%)")
+        ax.set_title(f"{mode} attacker", fontsize=9)
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=colors[s], marker="o", ls="", label=f"models, {SPLIT_NAMES[s]}")
+               for s in splits if s in colors]
+    handles += [plt.Line2D([], [], color="grey", marker=mk, ls="", label=AUG_NAMES.get(a, a))
+                for a, mk in markers.items() if a in set(raw["what"])]
+    lines = [h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]]
+    fig.legend(handles=lines + handles, fontsize=7, loc="center right")
+    fig.suptitle(f"COCO: dataset leakage of flipped ground truth vs label F1 (lines) and the models (points), "
+                 f"{scale} scale", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     for o in outputs:
         with atomic_path(o) as tmp:
             fig.savefig(tmp, format=str(o).rsplit(".", 1)[-1], dpi=150)

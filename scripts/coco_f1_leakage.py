@@ -1,0 +1,17 @@
+"""Rule coco_f1_leakage: Wang's F1-matched dataset leakage curves (the attacker on ground truth flipped at each
+rate of coco.f1_matched.flip_rates), one curve per job or (cells_per_job: all) every curve in this process."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821  (snakemake is injected)
+
+from debias.jobs import start_job  # noqa: E402
+
+start_job(snakemake)  # noqa: F821
+
+from debias.experiments.coco import f1_curve_job  # noqa: E402
+
+sm = snakemake  # noqa: F821
+for (_stem, mode, split), out in zip(sm.params.curves, list(sm.output), strict=True):
+    f1_curve_job(labels=sm.input.labels, mode=mode, split=split, attacker=dict(sm.params.attacker),
+                 rates=[float(r) for r in sm.params.rates], out=out)
