@@ -57,7 +57,7 @@ def test_mini_trains_every_cell_in_one_job_and_the_leakages_in_two_the_full_conf
     run = r"runs/coco/split=(\w+)/(\w+)/pairing=(\w+)/lr=([\de.+-]+)/seed=(\d+)/(metrics\.json|logits\.pt)"
     outputs = re.findall(run, block)
     cells = grid_cells(mini)
-    assert len(cells) == 23  # Table 2's 2 mini lrs x 3 and Table 3's 20 share the three lr-1e-2 random cells
+    assert len(cells) == 23  # Table 2's 2 mini lrs x 3 and Table 3's 20 share the three table3_lr random cells
     assert sorted(outputs) == sorted((*c, str(s), name) for c in cells for s in mini["seeds"]
                                      for name in ("metrics.json", "logits.pt"))
     assert "benchmarks/jobs/coco/all_cells.tsv" in block and "logs/coco/all_cells.log" in block
@@ -82,11 +82,13 @@ def test_unknown_augmentation_and_table3_lr_outside_the_grid_are_rejected(tmp_pa
         cfg["coco"]["augmentations"].append("mixmatch")
         cfg["coco"]["hparams"]["mixmatch"] = dict(cfg["coco"]["hparams"]["nomix"])
         cfg["coco"]["table3_lr"] = 0.5
+        cfg["coco"]["calibration"]["augmentation"] = "nomx"
 
     proc = snakemake("coco", "-n", "--cores", 1, "--configfile", write_config(tmp_path, mutate))
     out = proc.stdout + proc.stderr
     assert "config key coco.hparams.mixmatch: unknown method 'mixmatch'" in out
     assert "config key coco.table3_lr: 0.5 is not one of coco.lrs" in out
+    assert "config key coco.calibration.augmentation: 'nomx' is not one of coco.augmentations" in out
 
 
 def test_paper_table3_minimum_amplification_recomputed_and_the_two_printed_errors_flagged():
@@ -144,7 +146,62 @@ def test_table3_f1_matched_amplification_by_hand(tmp_path):
     assert u["min_delta_f1"] == pytest.approx(4)
     assert b["min_delta"] == pytest.approx(min(73, 70, 90) - 60)  # the seed's Δ unchanged beside it
     md = out.md.read_text()
-    assert "min. F1-matched ampl." in md and "| 4.00 |" in md and "(2 of 6 cells" in md
+    assert "min. F1-matched ampl." in md and "| 4.00 |" in md and "no extrapolation: 2 of 6 cells" in md
+
+
+def test_g2_calibration_table_by_hand(tmp_path):
+    from debias.experiments.coco import table_calibration
+    from debias.io import write_json
+
+    runs = []
+    for i, (regime, lr, seed, test) in enumerate([("head", 1e-3, 1, 0.50), ("head", 1e-4, 1, 0.40),
+                                                  ("all", 1e-3, 1, 0.52), ("all", 1e-3, 2, 0.54),
+                                                  ("all", 1e-4, 1, 0.50)]):
+        write_json(tmp_path / f"m{i}.json", {
+            "hparams": {"train_layers": regime}, "variant": {"lr": lr}, "seed": seed, "selected": {"epoch": 3},
+            "metrics": {"test": {"mAP": test}, "val": {"mAP": test - 0.01}}, "images_per_s": 100.0,
+            "wall_time_s": 5.0, "device_name": "cpu"})
+        runs.append((regime, str(tmp_path / f"m{i}.json")))
+    paper = {"values": {"nomix": {"1e-03": 52.901, "1e-04": 52.858}}}
+    d = table_calibration(runs, paper, "nomix", "head", "mini", tmp_path / "g2.csv", tmp_path / "g2.md")
+    d = d.set_index(["train_layers", "lr"])
+    assert d.loc[("all", 1e-3), "test_map"] == pytest.approx(53.0) and d.loc[("all", 1e-3), "n_seeds"] == 2
+    assert d.loc[("head", 1e-4), "delta"] == pytest.approx(40 - 52.858)
+    # mean |test − paper|: head (2.901 + 12.858) / 2 = 7.88, all (0.099 + 2.858) / 2 = 1.48
+    md = (tmp_path / "g2.md").read_text()
+    assert "Closest to the paper: **all** (mean |test − paper| 1.48 points; head 7.88, all 1.48)" in md
+    assert "| lr | head (configured) | all |" in md
+    assert "| 1e-03 | 50.00 (val 49.00) [52.90, -2.90] | 53.00 (val 52.00) [52.90, +0.10] |" in md
+    with pytest.raises(ValueError, match="m0.json: trained with train_layers 'head'; expected 'all'"):
+        table_calibration([("all", runs[0][1])], paper, "nomix", "head", "mini", tmp_path / "x.csv",
+                          tmp_path / "x.md")
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.slow
+def test_g2_calibration_target_reuses_the_configured_regime_and_trains_the_other(tmp_path):
+    def tiny_calibration(cfg):
+        tiny_coco(cfg)
+        cfg["coco"]["calibration"] = {"augmentation": "nomix", "train_layers": ["head", "all"]}
+
+    path = write_config(tmp_path, tiny_calibration)
+    counts = job_counts(snakemake("coco_calibration", "-n", "--cores", 2, "--configfile", path, check=True).stdout)
+    # mini trains the whole network (train_layers: all): Table 2's run serves "all", one job trains "head"
+    assert counts["coco_calibration_train"] == 1 and counts["coco_train"] == 1
+    snakemake("coco_calibration", "--cores", 2, "--configfile", path, check=True)
+    results = tmp_path / "results"
+    head = read_json_file(next((results / "runs/coco_calibration").rglob("metrics.json")))
+    assert head["hparams"]["train_layers"] == "head" and "train_layers=head" in str(
+        next((results / "runs/coco_calibration").rglob("metrics.json")))
+    d = pd.read_csv(results / "tables/coco_g2_calibration.csv")
+    assert sorted(d.train_layers) == ["all", "head"] and d.test_map.between(0, 100).all()
+    assert "all (configured)" in (results / "tables/coco_g2_calibration.md").read_text()
+
+
+def read_json_file(path):
+    import json
+
+    return json.loads(path.read_text())
 
 
 def tiny_coco(cfg):

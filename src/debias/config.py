@@ -155,6 +155,10 @@ def _check_coco(config: dict[str, Any]) -> list[str]:
                 errors.append(f"config key coco.hparams.{aug}: method {cls!r} needs {name!r}")
     if section["table3_lr"] not in section["lrs"]:
         errors.append(f"config key coco.table3_lr: {section['table3_lr']} is not one of coco.lrs {section['lrs']}")
+    cal = section.get("calibration")
+    if cal and cal["augmentation"] not in section["augmentations"]:
+        errors.append(f"config key coco.calibration.augmentation: {cal['augmentation']!r} is not one of "
+                      f"coco.augmentations {section['augmentations']}")
     if section["table2_split"] not in section["splits"]:
         errors.append(f"config key coco.table2_split: {section['table2_split']!r} is not one of coco.splits")
     img = section["image"]

@@ -169,6 +169,68 @@ if coco_f1_curves():
             "../../scripts/coco_f1_leakage.py"
 
 
+# G2 calibration: `snakemake coco_calibration` (README, "COCO"); not part of `all`.
+if COCO.get("calibration"):
+
+    rule coco_calibration_train:
+        input:
+            data=rules.coco_prepare.output.data,
+            labels=rules.coco_prepare.output.labels,
+        output:
+            metrics=[f"{COCO_CAL}/train_layers={{train_layers}}/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/"
+                     f"seed={s}/metrics.json" for s in COCO["seeds"]],
+            logits=[f"{COCO_CAL}/train_layers={{train_layers}}/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/"
+                    f"seed={s}/logits.pt" for s in COCO["seeds"]],
+        params:
+            seeds=COCO["seeds"],
+            state=lambda wc: [f"{COCO_STATE}/calibration/train_layers={wc.train_layers}/lr={wc.lr}/seed={s}.pt"
+                              for s in COCO["seeds"]],
+            hparams=lambda wc: coco_sorted({**COCO["hparams"][wc.aug], "train_layers": wc.train_layers}),
+            model=coco_sorted(COCO["model"]),
+            train=coco_sorted(COCO["train"]),
+            image=coco_sorted(COCO["image"]),
+            device=config["device"],
+        log:
+            f"{RESULTS}/logs/coco/calibration/train_layers={{train_layers}}/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}.log",
+        benchmark:
+            f"{BENCH_JOBS}/coco_calibration/train_layers={{train_layers}}/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}.tsv"
+        wildcard_constraints:
+            train_layers="head|all",
+            split="none|gamma[123]",
+            aug=r"[A-Za-z0-9_]+",
+            pairing="none|random|balanced",
+            lr=r"\d(\.\d+)?e[-+]\d+",
+        threads: threads_of("train")
+        resources:
+            **res("train"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/coco_train.py"
+
+    rule coco_calibration:
+        input:
+            metrics=[path for _, path in coco_calibration_metrics()],
+            paper="config/paper_values.yaml",
+        output:
+            csv=f"{RESULTS}/tables/coco_g2_calibration.csv",
+            md=f"{RESULTS}/tables/coco_g2_calibration.md",
+        params:
+            train_layers=[tl for tl, _ in coco_calibration_metrics()],
+            augmentation=COCO["calibration"]["augmentation"],
+            configured=COCO["hparams"][COCO["calibration"]["augmentation"]]["train_layers"],
+            scale=config["scale"],
+        log:
+            f"{RESULTS}/logs/coco/calibration/table.log",
+        threads: 1
+        resources:
+            **res("aggregate"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/coco_calibration.py"
+
+
 rule coco_tables:
     input:
         recipe=rules.coco_prepare.output.recipe,

@@ -201,3 +201,27 @@ def coco_table3_metrics():
     """metrics.json (val macro-F1) of every Table 3 model, in coco_table3_keys() order."""
     return [coco_run(sp, aug, pa, coco_lr(COCO["table3_lr"]), s, "metrics.json")
             for sp, aug, pa, s in coco_table3_keys()]
+
+
+# G2 calibration (`snakemake coco_calibration`, not part of `all`): the no-mix classifier on Table 2's split at
+# every lr, once per `coco.calibration.train_layers` regime. The regime the config trains already has these runs
+# (Table 2's no-mix column): they are reused, so only the other regimes train.
+COCO_CAL = f"{RESULTS}/runs/coco_calibration"
+
+
+def coco_calibration_run(train_layers, lr, seed, name):
+    cal = COCO["calibration"]
+    aug = cal["augmentation"]
+    if train_layers == COCO["hparams"][aug]["train_layers"]:
+        return coco_run(COCO["table2_split"], aug, coco_pairing(aug, "random"), lr, seed, name)
+    return (f"{COCO_CAL}/train_layers={train_layers}/split={COCO['table2_split']}/{aug}/"
+            f"pairing={coco_pairing(aug, 'random')}/lr={lr}/seed={seed}/{name}")
+
+
+def coco_calibration_metrics():
+    """(train_layers, metrics.json) of every calibration run, regime by regime, lr by lr, seed by seed."""
+    cal = COCO.get("calibration") if COCO else None
+    if not cal:
+        return []
+    return [(tl, coco_calibration_run(tl, coco_lr(lr), s, "metrics.json"))
+            for tl in cal["train_layers"] for lr in COCO["lrs"] for s in COCO["seeds"]]

@@ -402,6 +402,51 @@ def table_map(metric_files: list[str], paper: dict, augs: list[str], scale: str,
 AUG_NAMES = {"nomix": "normal", "mixup": "mixup", "cutmix": "cutmix"}
 
 
+def table_calibration(runs: list[tuple[str, str]], paper: dict, aug: str, configured: str, scale: str,
+                      out_csv: str, out_md: str):
+    """G2: which regime (``train_layers``: head = frozen backbone, all = whole network) reproduces Table 2's
+    no-mix column. ``runs``: (regime, metrics.json). Per regime and lr: test and val mAP (mean over seeds), the
+    paper's value and the difference; the regime with the smaller mean |test − paper| over the lrs is named."""
+    import pandas as pd
+
+    from debias.io import write_text
+    from debias.tables import to_markdown
+
+    rows = []
+    for regime, path in runs:
+        rec = read_json(path)
+        trained = rec["hparams"]["train_layers"]
+        if trained != regime:
+            raise ValueError(f"{path}: trained with train_layers {trained!r}; expected {regime!r}")
+        rows.append({"train_layers": regime, "lr": rec["variant"]["lr"], "seed": rec["seed"],
+                     "test_map": 100 * rec["metrics"]["test"]["mAP"], "val_map": 100 * rec["metrics"]["val"]["mAP"],
+                     "selected_epoch": rec["selected"]["epoch"], "images_per_s": rec["images_per_s"],
+                     "wall_time_s": rec["wall_time_s"], "device": rec["device_name"]})
+    d = pd.DataFrame(rows).groupby(["train_layers", "lr"], sort=False).agg(
+        test_map=("test_map", "mean"), val_map=("val_map", "mean"), n_seeds=("seed", "size"),
+        selected_epoch=("selected_epoch", "mean"), images_per_s=("images_per_s", "mean"),
+        wall_time_s=("wall_time_s", "mean"), device=("device", "first")).reset_index()
+    d["paper"] = [paper["values"].get(aug, {}).get(_lr_key(lr), math.nan) for lr in d["lr"]]
+    d["delta"] = d["test_map"] - d["paper"]
+    d["scale"] = scale
+    write_text(out_csv, d.to_csv(index=False, float_format="%.6g"))
+    gap = d.assign(a=d["delta"].abs()).groupby("train_layers", sort=False)["a"].mean()
+    wide = pd.DataFrame({f"{tl}{' (configured)' if tl == configured else ''}":
+                         [f"{r.test_map:.2f} (val {r.val_map:.2f})"
+                          + ("" if math.isnan(r.paper) else f" [{r.paper:.2f}, {r.delta:+.2f}]")
+                          for r in d[d["train_layers"] == tl].itertuples()]
+                         for tl in gap.index}, index=[f"{lr:.0e}" for lr in d["lr"].unique()])
+    wide.index.name = "lr"
+    closest = "" if gap.isna().all() else (
+        f"Closest to the paper: **{gap.idxmin()}** (mean |test − paper| {gap.min():.2f} points; "
+        + ", ".join(f"{tl} {v:.2f}" for tl, v in gap.items()) + "). ")
+    write_text(out_md, f"G2 calibration ({scale} scale): {AUG_NAMES.get(aug, aug)} test mAP (%) on the original "
+               f"test split, mean over seeds (val mAP) [paper's Table 2, difference], per train_layers regime: head = "
+               f"backbone frozen (BN in train mode), all = whole network.\n\n{to_markdown(wide)}\n\n{closest}"
+               f"Set coco.hparams.*.train_layers to the regime to use (README, COCO, G2).\n")
+    return d
+
+
 def _lr_key(lr: float) -> str:
     return f"{lr:.0e}"
 
