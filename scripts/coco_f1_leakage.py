@@ -14,4 +14,4 @@ from debias.experiments.coco import f1_curve_job  # noqa: E402
 sm = snakemake  # noqa: F821
 for (_stem, mode, split), out in zip(sm.params.curves, list(sm.output), strict=True):
     f1_curve_job(labels=sm.input.labels, mode=mode, split=split, attacker=dict(sm.params.attacker),
-                 rates=[float(r) for r in sm.params.rates], out=out)
+                 rates=[float(r) for r in sm.params.rates], out=out, workers=sm.threads)

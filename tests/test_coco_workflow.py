@@ -65,8 +65,8 @@ def test_mini_trains_every_cell_in_one_job_and_the_leakages_in_two_the_full_conf
     counts = job_counts(snakemake("coco", "job_costs", "-n", "--forceall", "--cores", 8, "--resources", "gpu=2",
                                   check=True).stdout)
     assert counts["coco_train"] == 26 and counts["coco_dataset_leakage"] == 4 and counts["coco_model_leakage"] == 20
-    # F1-matched curves: one for the balanced attacker (full splits), one per split for the unbalanced one
-    assert counts["coco_f1_leakage"] == 1 + 4
+    # F1-matched curves: the balanced attacker's only (Wang's), one curve for all splits (it draws from the full ones)
+    assert counts["coco_f1_leakage"] == 1
 
 
 def test_missing_coco_with_downloads_off_stops_before_any_job(tmp_path):
@@ -83,12 +83,14 @@ def test_unknown_augmentation_and_table3_lr_outside_the_grid_are_rejected(tmp_pa
         cfg["coco"]["hparams"]["mixmatch"] = dict(cfg["coco"]["hparams"]["nomix"])
         cfg["coco"]["table3_lr"] = 0.5
         cfg["coco"]["calibration"]["augmentation"] = "nomx"
+        cfg["coco"]["leakage"]["attackers"] = ["unbalanced"]
 
     proc = snakemake("coco", "-n", "--cores", 1, "--configfile", write_config(tmp_path, mutate))
     out = proc.stdout + proc.stderr
     assert "config key coco.hparams.mixmatch: unknown method 'mixmatch'" in out
     assert "config key coco.table3_lr: 0.5 is not one of coco.lrs" in out
     assert "config key coco.calibration.augmentation: 'nomx' is not one of coco.augmentations" in out
+    assert "config key coco.f1_matched.attackers: ['balanced', 'unbalanced'] not all in coco.leakage.attackers" in out
 
 
 def test_paper_table3_minimum_amplification_recomputed_and_the_two_printed_errors_flagged():
@@ -147,6 +149,12 @@ def test_table3_f1_matched_amplification_by_hand(tmp_path):
     assert b["min_delta"] == pytest.approx(min(73, 70, 90) - 60)  # the seed's Δ unchanged beside it
     md = out.md.read_text()
     assert "min. F1-matched ampl." in md and "| 4.00 |" in md and "no extrapolation: 2 of 6 cells" in md
+    # the balanced attacker's curve only (the full config's choice): the unbalanced row has no F1-matched value
+    only = table_leakage(dataset, files, paper, ["none"], ["nomix", "mixup", "cutmix"], ["random"], "mini", out,
+                         model_metrics=metrics, f1_curves={"balanced": curves["balanced"]}).set_index("attacker")
+    assert np.isnan(only.loc["unbalanced", "min_delta_f1"]) and only.loc["balanced", "min_delta_f1"] == pytest.approx(6)
+    row = next(line for line in out.md.read_text().splitlines() if line.startswith("| False |"))
+    assert row.endswith("| – | 70.00 |") and "no extrapolation: 1 of 3 cells" in out.md.read_text()
 
 
 def test_g2_calibration_table_by_hand(tmp_path):

@@ -304,3 +304,7 @@ def test_f1_curve_at_rate_zero_is_the_dataset_leakage_and_flipping_lowers_it(tmp
         assert zero["scores"] == base["scores"] and zero["f1"] == [1.0, 1.0]  # same draws, same attacker seeds
         assert zero["leakage_mean"] > 0.95 and noisy["leakage_mean"] < zero["leakage_mean"] - 0.15
         assert noisy["f1_mean"] < 0.8
+    # the rates in two worker processes: the same points
+    again = f1_curve_job(labels=str(labels), mode="unbalanced", split="gamma2", attacker=attacker, rates=[0.0, 0.3],
+                         out=str(tmp_path / "workers.json"), workers=2)
+    assert again["points"] == curve["points"]

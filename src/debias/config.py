@@ -155,6 +155,10 @@ def _check_coco(config: dict[str, Any]) -> list[str]:
                 errors.append(f"config key coco.hparams.{aug}: method {cls!r} needs {name!r}")
     if section["table3_lr"] not in section["lrs"]:
         errors.append(f"config key coco.table3_lr: {section['table3_lr']} is not one of coco.lrs {section['lrs']}")
+    f1m = section.get("f1_matched")
+    if f1m and not set(f1m["attackers"]) <= set(section["leakage"]["attackers"]):
+        errors.append(f"config key coco.f1_matched.attackers: {f1m['attackers']} not all in coco.leakage.attackers "
+                      f"{section['leakage']['attackers']}")
     cal = section.get("calibration")
     if cal and cal["augmentation"] not in section["augmentations"]:
         errors.append(f"config key coco.calibration.augmentation: {cal['augmentation']!r} is not one of "

@@ -160,7 +160,7 @@ if coco_f1_curves():
             f"{RESULTS}/logs/coco/leakage/f1_curve/{'all' if COCO_ALL_CELLS else '{curve}'}.log",
         wildcard_constraints:
             curve=r"balanced|unbalanced_split=(none|gamma[123])",
-        threads: 1
+        threads: COCO["f1_matched"]["workers"]
         resources:
             **res("aggregate"),
         conda:

@@ -276,40 +276,61 @@ def f1_curve_key(mode: str, split: str) -> str:
 
 
 def f1_curve_job(*, labels: str, mode: str, split: str | None, attacker: dict, rates: list[float], out: str,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, workers: int = 1) -> dict:
     """Wang's F1-matched dataset leakage (natural_leakage.py): for each flip rate p, ``attacker['rounds']``
     rounds of the ``mode`` attacker on ground-truth objects with every bit of train, val and test flipped with
     probability p (drawn anew each round), and the val macro-F1 of the flipped labels against the true ones.
-    Rate 0 gives the dataset leakage itself (same samples and attacker seeds)."""
+    Rate 0 gives the dataset leakage itself (same samples and attacker seeds). ``workers`` > 1: the rates in
+    that many processes (one thread each; the numbers do not depend on it)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
     lab = torch.load(labels, map_location="cpu", weights_only=True)
     gender = {s: lab["splits"][s]["gender"].numpy() for s in coco.SPLITS}
     objects = {s: lab["splits"][s]["objects"].numpy().astype(np.float32) for s in coco.SPLITS}
     gamma = None if mode == "balanced" or split is None else gamma_of(split)
     subset = None if gamma is None else lab["subsets"]["train"][gamma].numpy()
-    cfg = attacker_config(attacker)
     t0 = time.monotonic()
-    points = []
-    for i, rate in enumerate(rates):
-        f1s: list[float] = []
+    args = [(objects, gender, subset, mode, rate, attacker, seed) for rate in rates]
+    points: list[dict] = [{} for _ in rates]
 
-        def flipped_round(r: int, rate: float = rate, f1s: list[float] = f1s) -> dict[str, np.ndarray]:
-            rng = np.random.default_rng([seed, r, round(rate * 1e9)])
-            flipped = {s: flip_bits(objects[s], rate, rng) for s in coco.SPLITS}
-            f1s.append(macro_f1(flipped["val"], objects["val"]))
-            return flipped
+    def done(i: int, point: dict) -> None:
+        points[i] = point
+        n = sum(bool(pt) for pt in points)
+        log.info("F1-matched leakage (%s attacker%s): rate %.4g done (%d/%d): val F1 %.4f, leakage %.4f (%.0f s)",
+                 mode, "" if subset is None else f", split {split}", point["rate"], n, len(rates), point["f1_mean"],
+                 point["leakage_mean"], time.monotonic() - t0)
 
-        res = leakage(objects, gender, subset, mode, attacker["rounds"], cfg, seed, attacker["n_train_per_group"],
-                      attacker["n_eval_per_group"], features_of_round=flipped_round)
-        points.append({"rate": rate, "f1": f1s, "scores": res["scores"], "f1_mean": float(np.mean(f1s)),
-                       "leakage_mean": res["mean"]})
-        log.info("F1-matched leakage (%s attacker%s): rate %.4g (%d/%d): val F1 %.4f, leakage %.4f (%.0f s)", mode,
-                 "" if subset is None else f", split {split}", rate, i + 1, len(rates), points[-1]["f1_mean"],
-                 res["mean"], time.monotonic() - t0)
+    if workers > 1 and len(rates) > 1:
+        with ProcessPoolExecutor(min(workers, len(rates)), mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(f1_curve_point, *a): i for i, a in enumerate(args)}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+    else:
+        for i, a in enumerate(args):
+            done(i, f1_curve_point(*a))
     record = {"mode": mode, "split": split if mode == "unbalanced" else "all (full original splits)",
               "attacker": attacker, "rates": list(rates), "points": points, "labels_sha256": sha256_file(labels),
               "time_s": time.monotonic() - t0}
     write_json(out, record)
     return record
+
+
+def f1_curve_point(objects: dict, gender: dict, subset, mode: str, rate: float, attacker: dict, seed: int) -> dict:
+    """One rate of a curve: its rounds' val macro-F1 of the flipped labels and leakage scores (a process-pool
+    task, hence a module-level function of picklable arguments)."""
+    f1s: list[float] = []
+
+    def flipped_round(r: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([seed, r, round(rate * 1e9)])
+        flipped = {s: flip_bits(objects[s], rate, rng) for s in coco.SPLITS}
+        f1s.append(macro_f1(flipped["val"], objects["val"]))
+        return flipped
+
+    res = leakage(objects, gender, subset, mode, attacker["rounds"], attacker_config(attacker), seed,
+                  attacker["n_train_per_group"], attacker["n_eval_per_group"], features_of_round=flipped_round)
+    return {"rate": rate, "f1": f1s, "scores": res["scores"], "f1_mean": float(np.mean(f1s)),
+            "leakage_mean": res["mean"]}
 
 
 # -- tables ---------------------------------------------------------------------------------------------------
@@ -564,7 +585,8 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                 flag = r"$^\dagger$"
             cell["min. bias ampl."] = _fmt(r["min_delta"], math.nan, r["min_delta_paper"], flag=flag, latex=latex)
             if f1_curves:
-                cell["min. F1-matched ampl."] = "n/a" if math.isnan(r["min_delta_f1"]) else f"{r['min_delta_f1']:.2f}"
+                cell["min. F1-matched ampl."] = ("–" if math.isnan(r["f1_curve_min"]) else "n/a"
+                                                 if math.isnan(r["min_delta_f1"]) else f"{r['min_delta_f1']:.2f}")
             cell["majority"] = f"{r['majority']:.2f}" if r["attacker"] == "unbalanced" else "50 (folded)"
             cells.append(cell)
         wide = pd.DataFrame(cells).set_index("attacker bal.")
@@ -587,16 +609,18 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
 
 
 def _f1_note(tidy, augs: list[str], curves: dict[str, dict]) -> str:
-    f1 = tidy[[f"{a}_val_f1" for a in augs]].to_numpy(dtype=float)
+    with_curve = tidy[tidy["f1_curve_min"].notna()]
+    f1 = with_curve[[f"{a}_val_f1" for a in augs]].to_numpy(dtype=float)
     lo = min(c["range"][0] for c in curves.values())
     hi = max(c["range"][1] for c in curves.values())
-    n_na = int(tidy[[f"{a}_delta_f1" for a in augs]].isna().to_numpy().sum())
+    n_na = int(with_curve[[f"{a}_delta_f1" for a in augs]].isna().to_numpy().sum())
+    modes = sorted(set(with_curve["attacker"]))
     return (f"min. F1-matched ampl. (Wang et al.): min over augmentations of model leakage − dataset leakage of "
             f"ground truth flipped to the model's val macro-F1 (linear between the flip rates' points; the curves "
             f"are in leakage/coco/f1_curve/ of the results directory). The flipped labels' F1 spans {lo:.3f}–"
             f"{hi:.3f}, the models' val F1 {np.nanmin(f1):.3f}–{np.nanmax(f1):.3f}; a model outside its curve's "
             f"range has no value (no extrapolation: {n_na} of {f1.size} cells), n/a where no cell of the row has "
-            f"one.")
+            f"one; – where the attacker has no curve (coco.f1_matched.attackers: {', '.join(modes)}).")
 
 
 def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> None:
@@ -653,7 +677,8 @@ def figure_f1_curves(curve_files: dict[str, str], model_files: list[tuple[dict, 
     from debias.io import atomic_path
 
     raw = collect_leakage({}, model_files, model_metrics)
-    modes = [m for m in ("unbalanced", "balanced") if m in set(raw["attacker"])]
+    with_curve = {m for m in ("unbalanced", "balanced") for s in splits if f1_curve_key(m, s) in curve_files}
+    modes = [m for m in ("unbalanced", "balanced") if m in set(raw["attacker"]) & with_curve]
     colors = {s: f"C{i}" for i, s in enumerate(("none", "gamma3", "gamma2", "gamma1"))}
     markers = {"nomix": "o", "mixup": "s", "cutmix": "^"}
     fig, axes = plt.subplots(1, len(modes), figsize=(4.4 * len(modes) + 2.6, 3.8), squeeze=False)
