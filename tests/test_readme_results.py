@@ -128,6 +128,11 @@ def test_readme_claims_on_coco_hold_in_the_mini_run():
     assert d.loc[("balanced", "random", "none")].dataset_mean > 60
     assert none.nomix_delta > 0  # "the no-mix model amplifies it"
     assert d.loc[("unbalanced", "balanced", "none")].mixup_mean < none.mixup_mean  # balanced partners lower mixup's
+    for split in ("gamma1", "gamma2"):  # "at most 3 points above the test majority rate"
+        row = d.loc[("unbalanced", "random", split)]
+        assert max(row.nomix_mean, row.mixup_mean, row.cutmix_mean) <= row.majority + 3, split
+    balanced = d.loc["balanced"][["nomix_delta", "mixup_delta", "cutmix_delta"]].to_numpy()
+    assert (balanced < 0).mean() > 0.5  # "most balanced-attacker Δ are negative"
     # "every mini F1-matched Δ is n/a ... the models' val F1 below even that of labels flipped at 0.45"
     assert d[[c for c in d.columns if c.endswith("_delta_f1")]].isna().all().all()
     assert d[[c for c in d.columns if c.endswith("_val_f1")]].max().max() < d.f1_curve_min.min()

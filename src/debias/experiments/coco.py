@@ -268,7 +268,6 @@ def leakage_job(*, labels: str, split: str, attacker: dict, modes: list[str], ou
     return record
 
 
-
 def f1_curve_key(mode: str, split: str) -> str:
     """The file stem of a curve: the balanced attacker draws from the full splits, so one curve serves every
     split; the unbalanced attacker trains on the split's (γ-)train set, one curve per split."""
