@@ -170,7 +170,7 @@ def coco_f1_curves():
     """{file stem: (attacker mode, split)} of every F1-matched dataset-leakage curve (Wang's natural leakage,
     G12) of the attackers of coco.f1_matched.attackers: one for the balanced attacker (it draws from the full
     splits), one per split for the unbalanced one; none when the config has no coco.f1_matched."""
-    from debias.experiments.coco import f1_curve_key
+    from debias.experiments.coco_keys import f1_curve_key
 
     if COCO is None or not COCO.get("f1_matched"):
         return {}

@@ -29,6 +29,7 @@ import torch
 from debias.data import coco
 from debias.data.image_pipeline import Pipeline
 from debias.devices import resolve_device
+from debias.experiments.coco_keys import f1_curve_key
 from debias.engine import NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, peak_memory_mb
 from debias.io import read_json, sha256_file, torch_save, write_json
 from debias.leakage import AttackerConfig, f1_matched, flip_bits, leakage
@@ -266,12 +267,6 @@ def leakage_job(*, labels: str, split: str, attacker: dict, modes: list[str], ou
               "labels_sha256": sha256_file(labels), "time_s": time.monotonic() - t0}
     write_json(out, record)
     return record
-
-
-def f1_curve_key(mode: str, split: str) -> str:
-    """The file stem of a curve: the balanced attacker draws from the full splits, so one curve serves every
-    split; the unbalanced attacker trains on the split's (γ-)train set, one curve per split."""
-    return "balanced" if mode == "balanced" else f"unbalanced_split={split}"
 
 
 def f1_curve_job(*, labels: str, mode: str, split: str | None, attacker: dict, rates: list[float], out: str,
