@@ -22,12 +22,13 @@ coco.table_map(list(sm.input.metrics), paper["coco_map"], list(p.augmentations),
                SimpleNamespace(csv=o.map_csv, md=o.map_md, tex=o.map_tex))
 dataset = dict(zip(p.splits, sm.input.dataset))
 keys = [dict(zip(("split", "aug", "pairing", "seed"), k)) for k in p.model_keys]
+curves = dict(zip(p.f1_curve_keys, sm.input.f1_curves, strict=True))
 tidy = coco.table_leakage(dataset, list(zip(keys, sm.input.model)), paper["coco_leakage"], list(p.splits),
                           list(p.augmentations), list(p.pairings), p.scale,
                           SimpleNamespace(csv=o.leakage_csv, md=o.leakage_md, tex=o.leakage_tex),
                           model_metrics=list(sm.input.model_metrics),
-                          f1_curves=dict(zip(p.f1_curve_keys, sm.input.f1_curves, strict=True)))
+                          f1_curves=curves)
 coco.figure_leakage(tidy, list(p.augmentations), p.scale, [o.png, o.pdf])
-if p.f1_curve_keys:
-    coco.figure_f1_curves(dict(zip(p.f1_curve_keys, sm.input.f1_curves, strict=True)), list(zip(keys, sm.input.model)),
-                          list(sm.input.model_metrics), list(p.splits), p.scale, [o.f1_png, o.f1_pdf])
+if curves:
+    coco.figure_f1_curves(curves, list(zip(keys, sm.input.model)), list(sm.input.model_metrics), list(p.splits),
+                          p.scale, [o.f1_png, o.f1_pdf])

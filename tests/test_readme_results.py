@@ -53,7 +53,8 @@ def test_snippets_replace_only_the_marked_text(tmp_path):
     assert "| Δ = model − dataset |  | +2.50 | +4.00 |" in out
     assert "majority-gender rate 70.0 %; with the balanced, folded attacker 74.0 %" in out
     assert "mixup 71.0 % (random partners 84.0 %)" in out
-    assert ("F1-matched Δ (Table 3's last column): 3 of 6 cells in range; the models' val macro-F1 0.500–0.610, "
+    assert ("F1-matched Δ (Table 3's column \"min. F1-matched ampl.\"): 3 of 6 cells in range; "
+            "the models' val macro-F1 0.500–0.610, "
             "the flipped ground truth's 0.550–0.950.") in out
     assert "| 1e-03 | 30.0 | 25.5 |" in out and "| 1e-02 | 20.0 | 22.0 |" in out
     assert "| erm (last epoch) | 91.2 ± 1.5 (97.3) | 10.0 (60) |" in out

@@ -12,7 +12,8 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
 
 
-def _save(fig, outputs) -> None:
+def save_figure(fig, outputs) -> None:
+    """``fig`` to every path of ``outputs`` in the format its suffix names, each written atomically."""
     for out in outputs:
         fmt = str(out).rsplit(".", 1)[-1]
         with atomic_path(out) as tmp:
@@ -62,7 +63,7 @@ def seeds_figure(runs: pd.DataFrame, x: str, y: str, hue: str, order: list[str],
     axes[0][0].legend(fontsize=8, loc="best", title="line: mean over seeds; dots: seeds", title_fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, outputs)
+    save_figure(fig, outputs)
     plt.close(fig)
 
 
@@ -99,5 +100,5 @@ def line_figure(summary: pd.DataFrame, x: str, y_mean: str, y_std: str, hue: str
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    _save(fig, outputs)
+    save_figure(fig, outputs)
     plt.close(fig)

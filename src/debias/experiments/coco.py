@@ -246,19 +246,25 @@ def attacker_config(attacker: dict) -> AttackerConfig:
                           batch_size=attacker["batch_size"], hidden=attacker["hidden"])
 
 
-def leakage_job(*, labels: str, split: str, attacker: dict, modes: list[str], out: str, logits: str | None = None,
-                seed: int = 0) -> dict:
+def attacker_inputs(labels: str, split: str | None) -> tuple[dict, dict, np.ndarray | None]:
+    """Ground-truth objects (float) and genders per split from ``labels``, and the indices of ``split``'s training
+    (γ-)subset (None: the whole train split; the balanced attacker ignores it and draws from the full splits)."""
     lab = torch.load(labels, map_location="cpu", weights_only=True)
     gender = {s: lab["splits"][s]["gender"].numpy() for s in coco.SPLITS}
+    objects = {s: lab["splits"][s]["objects"].numpy().astype(np.float32) for s in coco.SPLITS}
+    gamma = None if split is None else gamma_of(split)
+    return objects, gender, None if gamma is None else lab["subsets"]["train"][gamma].numpy()
+
+
+def leakage_job(*, labels: str, split: str, attacker: dict, modes: list[str], out: str, logits: str | None = None,
+                seed: int = 0) -> dict:
+    objects, gender, subset = attacker_inputs(labels, split)
     if logits is None:
-        features = {s: lab["splits"][s]["objects"].numpy().astype(np.float32) for s in coco.SPLITS}
-        source = "ground-truth objects"
+        features, source = objects, "ground-truth objects"
     else:
         z = torch.load(logits, map_location="cpu", weights_only=True)
         features = {s: z[s].numpy() for s in coco.SPLITS}
         source = f"model logits ({logits})"
-    gamma = gamma_of(split)
-    subset = None if gamma is None else lab["subsets"]["train"][gamma].numpy()
     cfg = attacker_config(attacker)
     t0 = time.monotonic()
     res = {mode: leakage(features, gender, subset, mode, attacker["rounds"], cfg, seed,
@@ -279,11 +285,7 @@ def f1_curve_job(*, labels: str, mode: str, split: str | None, attacker: dict, r
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    lab = torch.load(labels, map_location="cpu", weights_only=True)
-    gender = {s: lab["splits"][s]["gender"].numpy() for s in coco.SPLITS}
-    objects = {s: lab["splits"][s]["objects"].numpy().astype(np.float32) for s in coco.SPLITS}
-    gamma = None if mode == "balanced" or split is None else gamma_of(split)
-    subset = None if gamma is None else lab["subsets"]["train"][gamma].numpy()
+    objects, gender, subset = attacker_inputs(labels, split)
     t0 = time.monotonic()
     args = [(objects, gender, subset, mode, rate, attacker, seed) for rate in rates]
     points: list[dict] = [{} for _ in rates]
@@ -535,6 +537,7 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                 d = ds.loc[(attacker, split)]
                 row.update(dataset_mean=d["mean"], dataset_std=d["std"], majority=d["majority"])
                 deltas, f1_deltas = [], []
+                curve = curves.get(f1_curve_key(attacker, split))
                 for aug in augs:
                     pair = "none" if aug == "nomix" else pairing
                     sel = models[(models["attacker"] == attacker) & (models["split"] == split)
@@ -546,7 +549,6 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                     row[f"{aug}_delta"] = mean - d["mean"]
                     deltas.append(mean - d["mean"])
                     if f1_curves:
-                        curve = curves.get(f1_curve_key(attacker, split))
                         row[f"{aug}_val_f1"], row[f"{aug}_dataset_at_f1"], row[f"{aug}_delta_f1"] = (
                             _f1_matched_delta(sel, curve))
                         f1_deltas.append(row[f"{aug}_delta_f1"])
@@ -554,7 +556,6 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                 if f1_curves:
                     ok = [v for v in f1_deltas if not math.isnan(v)]
                     row["min_delta_f1"] = min(ok) if ok else math.nan
-                    curve = curves.get(f1_curve_key(attacker, split))
                     row["f1_curve_min"], row["f1_curve_max"] = curve["range"] if curve else (math.nan, math.nan)
                 key = f"{attacker}/{pairing}/{split}"
                 pv = paper["values"].get(key, {})
@@ -625,7 +626,7 @@ def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from debias.io import atomic_path
+    from debias.plots import save_figure
 
     d = tidy[(tidy["attacker"] == "unbalanced") & (tidy["pairing"] == tidy["pairing"].iloc[0])]
     xs_order = [s for s in ("gamma1", "gamma2", "gamma3", "none") if s in set(d["split"])]
@@ -652,9 +653,7 @@ def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> Non
     fig.suptitle(f"COCO gender leakage vs training split, unbalanced attacker ({scale} scale; dashed: paper)",
                  fontsize=10)
     fig.tight_layout()
-    for o in outputs:
-        with atomic_path(o) as tmp:
-            fig.savefig(tmp, format=str(o).rsplit(".", 1)[-1], dpi=150)
+    save_figure(fig, outputs)
     plt.close(fig)
 
 
@@ -668,7 +667,7 @@ def figure_f1_curves(curve_files: dict[str, str], model_files: list[tuple[dict, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from debias.io import atomic_path
+    from debias.plots import save_figure
 
     raw = collect_leakage({}, model_files, model_metrics)
     with_curve = {m for m in ("unbalanced", "balanced") for s in splits if f1_curve_key(m, s) in curve_files}
@@ -705,7 +704,5 @@ def figure_f1_curves(curve_files: dict[str, str], model_files: list[tuple[dict, 
     fig.suptitle(f"COCO: dataset leakage of flipped ground truth vs label F1 (lines) and the models (points), "
                  f"{scale} scale", fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.78, 1))
-    for o in outputs:
-        with atomic_path(o) as tmp:
-            fig.savefig(tmp, format=str(o).rsplit(".", 1)[-1], dpi=150)
+    save_figure(fig, outputs)
     plt.close(fig)

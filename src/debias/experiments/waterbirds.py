@@ -231,7 +231,7 @@ def group_figure(runs, scale: str, outputs) -> None:
     import numpy as np
     import seaborn as sns
 
-    from debias.plots import _save
+    from debias.plots import save_figure
 
     labels = list(dict.fromkeys(runs["row"]))
     groups = list(GROUP_NAMES.values())
@@ -254,7 +254,7 @@ def group_figure(runs, scale: str, outputs) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
-    _save(fig, outputs)
+    save_figure(fig, outputs)
     plt.close(fig)
 
 
@@ -293,7 +293,7 @@ def traces_figure(metric_files: list[str], scale: str, out) -> bool:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from debias.plots import _save
+    from debias.plots import save_figure
 
     stats, holds, values, groups = trace_stats(metric_files)
     rec = read_json(metric_files[0])
@@ -318,6 +318,6 @@ def traces_figure(metric_files: list[str], scale: str, out) -> bool:
                  f"(smallest minority median / largest majority median = {ratio:.2f})", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    _save(fig, [out.png, out.pdf])
+    save_figure(fig, [out.png, out.pdf])
     plt.close(fig)
     return holds
