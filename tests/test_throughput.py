@@ -75,6 +75,17 @@ def test_a_small_case_is_measured_and_a_failing_one_is_reported_not_raised():
     assert bad["status"].startswith("failed: KeyError") and "steps_per_s" not in bad
 
 
+def test_the_batched_case_counts_every_run_it_advances():
+    cfg = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())
+    case = next(c for c in cases_from_config(cfg) if c.batch_runs > 1)
+    assert (case.experiment, case.batch_runs) == ("colored_mnist", len(cfg["colored_mnist"]["seeds"]) * 2)
+    (row,) = run_cases([case], torch.device("cpu"), seconds=0.3, warmup=2)
+    assert row["status"] == "ok" and row["variant"] == f"{case.batch_runs} runs batched (torch.func)"
+    # steps_per_s counts run-steps; ms_per_step is one batched step, which advances batch_runs runs
+    assert row["ms_per_step"] == pytest.approx(1000 * case.batch_runs / row["steps_per_s"])
+    assert row["images_per_s"] == pytest.approx(row["steps_per_s"] * case.batch_size)
+
+
 def test_hand_runs_never_write_the_rules_output(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--config", str(ROOT / "config" / "mini.yaml"), "--out", str(tmp_path / RULE_OUT)])

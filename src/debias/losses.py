@@ -2,6 +2,9 @@
 
 A model with one output unit is a binary classifier trained with sigmoid cross-entropy (label = logit > 0);
 a model with C > 1 outputs uses softmax cross-entropy (label = argmax).
+
+``member_mean`` is the batch mean every method of a batched run (``debias.batched``) reduces with: for one run the
+plain mean, for N runs batched one mean per run.
 """
 
 from __future__ import annotations
@@ -20,3 +23,19 @@ def predicted_labels(logits: torch.Tensor) -> torch.Tensor:
     if logits.dim() == 2 and logits.shape[1] == 1:
         return (logits[:, 0] > 0).long()
     return logits.argmax(dim=1)
+
+
+def member_mean(values: torch.Tensor, members: int = 1) -> torch.Tensor:
+    """Mean of per-example values (any trailing shape: positions, channels). With ``members`` > 1 the values are
+    those of N batched runs one after another along dim 0, and the result is each run's own mean, shape [N]."""
+    if members == 1:
+        return values.mean()
+    return values.reshape(members, -1).mean(dim=1)
+
+
+def mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor, members: int = 1) -> torch.Tensor:
+    """``F.cross_entropy`` (mean over the batch), per run with ``members`` > 1 (``member_mean``)."""
+    if members == 1:
+        return F.cross_entropy(logits, y)
+    return member_mean(F.cross_entropy(logits, y, reduction="none"), members)
+

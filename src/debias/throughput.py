@@ -4,11 +4,13 @@
                                 [--out results/benchmarks/throughput_manual.csv]
 
 For every (experiment, table row) of the config, and a few variants worth knowing (a photo network trained
-whole instead of head-only, deterministic kernels off, ``torch.compile`` for the small networks), it builds the
+whole instead of head-only, deterministic kernels off, ``torch.compile`` for the small networks, colored MNIST's
+35 runs of a row batched in one model), it builds the
 method exactly as a training job does, feeds it synthetic data of the real shapes and dtypes kept on the device
 (uint8 images; the photo datasets through the device-side crop / flip / normalise pipeline, bf16 autocast and
 channels_last as configured), takes warm-up steps, then as many timed steps as fit in ``--seconds``. Per row:
-steps/s, images/s, peak GPU memory, the mean GPU utilisation sampled by NVML during the timed steps (empty when
+steps/s (of one run; a batched case counts every run of the batch, and its ms/step is one batched step),
+images/s, peak GPU memory, the mean GPU utilisation sampled by NVML during the timed steps (empty when
 NVML is not there), the device's name. The photo networks start from random weights (the ImageNet weights
 cannot be fetched offline and do not change the cost).
 
@@ -65,6 +67,7 @@ class Case:
     deterministic: bool = True
     compile: str = "none"  # Method.COMPILE_MODES: none | default | reduce-overhead | max-autotune-no-cudagraphs
     variant: str = "as configured"
+    batch_runs: int = 1  # > 1: that many runs batched in one model (debias.batched); a step advances every one
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -197,6 +200,9 @@ def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
         if c.photo is None:
             for mode in ("default", "reduce-overhead"):
                 extra.append(replace(c, compile=mode, variant=f"torch.compile mode={mode}"))
+        if exp == "colored_mnist":  # the table's 35 runs of a row (5 seeds x 7 sigma2) as one batched model
+            runs = len(cfg["colored_mnist"]["seeds"]) * len(cfg["colored_mnist"]["sigma2"])
+            extra.append(replace(c, batch_runs=runs, channels_last=False, variant=f"{runs} runs batched (torch.func)"))
     return out + extra
 
 
@@ -272,7 +278,14 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
         _DATA[key] = case.data(device)
     splits = _DATA[key]
     train = splits["train"]
-    method = methods.get(case.method)(case.make_backbone(), case.hp).to(device)
+    cls = methods.get(case.method)
+    method = cls(case.make_backbone(), case.hp).to(device)
+    stacked = None
+    if case.batch_runs > 1:
+        from debias.batched import StackedSplits, stack_methods
+
+        method = stack_methods([cls(case.make_backbone(), case.hp).to(device) for _ in range(case.batch_runs)], method)
+        stacked = StackedSplits([train] * case.batch_runs)
     if case.channels_last:
         method.modules.to(memory_format=torch.channels_last)
     method.attach(splits)
@@ -283,6 +296,8 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
     stream = index_stream(method, n, case.batch_size, device)
 
     def batch():
+        if stacked is not None:
+            return stacked.batch(torch.stack([next(stream) for _ in range(case.batch_runs)]))
         idx = next(stream)
         if pipe is None:
             return make_batch(train, idx, case.channels_last)
@@ -317,8 +332,8 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
                 break
     from debias.engine import peak_memory_mb
 
-    rate = steps / elapsed
-    return {"steps_per_s": rate, "images_per_s": rate * case.batch_size, "ms_per_step": 1000 / rate,
+    rate = steps / elapsed * case.batch_runs  # run-steps: a batched step advances every run of the batch
+    return {"steps_per_s": rate, "images_per_s": rate * case.batch_size, "ms_per_step": 1000 * elapsed / steps,
             "peak_memory_mb": peak_memory_mb(device), "gpu_util_pct": util.mean, "steps_timed": steps}
 
 
@@ -352,9 +367,11 @@ def run_cases(cases: list[Case], device: torch.device, seconds: float, warmup: i
 # -- several processes on one device ---------------------------------------------------------------------------
 
 
-def run_packed(config: str, case_key: str, processes: int, device: str, seconds: float, warmup: int) -> dict:
-    """K processes timing the same case at the same moment; their summed steps/s."""
-    start_at = time.time() + 45.0  # after every process has imported torch and warmed up
+def run_packed(config: str, case_key: str, processes: int, device: str, seconds: float, warmup: int,
+               start_delay: float = 45.0) -> dict:
+    """K processes timing the same case at the same moment (``start_delay`` seconds from now: after every process
+    has imported torch and warmed up, compiled too); their summed steps/s."""
+    start_at = time.time() + start_delay
     cmd = [sys.executable, "-m", "debias.throughput", "--config", config, "--case", case_key, "--device", device,
            "--seconds", str(seconds), "--warmup", str(warmup), "--start-at", str(start_at), "--json"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
@@ -365,7 +382,8 @@ def run_packed(config: str, case_key: str, processes: int, device: str, seconds:
             raise RuntimeError(f"packed run of {case_key} failed (exit {p.returncode})")
         results.append(json.loads(out.strip().splitlines()[-1]))
     return {"processes": processes, "steps_per_s_total": sum(r["steps_per_s"] for r in results),
-            "steps_per_s_each": [r["steps_per_s"] for r in results], "case": case_key}
+            "steps_per_s_each": [r["steps_per_s"] for r in results], "case": case_key,
+            "late_s_max": max(r.get("late_s", 0.0) for r in results)}  # > 0: a process missed the common start
 
 
 # -- projections ----------------------------------------------------------------------------------------------
@@ -441,6 +459,8 @@ def main(argv=None) -> None:
                    help="the torch.compile variants: with the others, left out, or alone")
     p.add_argument("--case", default="", help="experiment/row[/variant]: one case")
     p.add_argument("--processes", type=int, default=0, help="with --case: K concurrent processes, summed rate")
+    p.add_argument("--start-delay", type=float, default=45.0,
+                   help="with --processes: seconds until the common timed start (longer for compiled cases)")
     p.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default=MANUAL_OUT)
@@ -459,13 +479,14 @@ def main(argv=None) -> None:
             p.error(f"--case {args.case}: no such case in {args.config}")
         if args.processes:
             print(json.dumps(run_packed(args.config, args.case, args.processes, args.device, args.seconds,
-                                        args.warmup)))
+                                        args.warmup, args.start_delay)))
             return
         if args.json:  # one process of a packed run: warm up, wait for the common start, time
             case = cases[0]
             measure(case, device, 1.0, args.warmup)
+            late_s = max(0.0, time.time() - args.start_at)
             time.sleep(max(0.0, args.start_at - time.time()))
-            print(json.dumps(measure(case, device, args.seconds, 0)))
+            print(json.dumps({**measure(case, device, args.seconds, 0), "late_s": late_s}))
             return
     if Path(args.out).parts[-2:] == Path(RULE_OUT).parts:
         p.error(f"--out {args.out}: that is the pipeline's output (rule throughput), which Snakemake would then "

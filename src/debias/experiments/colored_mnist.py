@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -14,7 +15,7 @@ from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import colored_mnist_backbone
-from debias.runner import RunOutputs, data_hashes, train_cell
+from debias.runner import Cell, RunOutputs, data_hashes, train_cells
 
 log = logging.getLogger(__name__)
 GROUP_NAMES = {0: "bias_conflicting", 1: "bias_aligned"}
@@ -46,16 +47,23 @@ def prepare(section: dict[str, Any], mnist_cfg: dict[str, Any], sigma2: float, d
 def train(*, hparams, model, train_cfg, sigma2s: list[str], row: str, seeds, data: list[str], init_models,
           metrics, models, states, device) -> None:
     """Train ``row`` for every (sigma2, seed) of the job; ``data`` has one prepared file per sigma2, and
-    ``init_models``, ``metrics``, ``models``, ``states`` list sigma2-major, seed-minor."""
+    ``init_models``, ``metrics``, ``models``, ``states`` list sigma2-major, seed-minor. One sigma2's data is on the
+    device at a time, except in a batch of runs (``train.batch_runs``) spanning several."""
     dev = resolve_device(device)
     m = model
 
     def make_backbone():
         return colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])
 
+    k = int(train_cfg.get("batch_runs", 1))
+
+    @functools.lru_cache(maxsize=1 if k == 1 else None)  # batched: a batch may span every sigma2 of the job
+    def load(data_file):
+        return cm.training_splits(torch.load(data_file, map_location="cpu", weights_only=True), dev)
+
     n = len(seeds)
+    cells = []
     for i, (sigma2, data_file) in enumerate(zip(sigma2s, data)):
-        prepared = torch.load(data_file, map_location="cpu", weights_only=True)
         part = slice(i * n, (i + 1) * n)
         runs = [
             RunOutputs(seed=int(s), metrics=Path(mo), model=Path(md), state=Path(st),
@@ -63,10 +71,10 @@ def train(*, hparams, model, train_cfg, sigma2s: list[str], row: str, seeds, dat
             for s, mo, md, st, init in zip(seeds, metrics[part], models[part], states[part],
                                            init_models[part] if init_models else [None] * n)
         ]
-        train_cell(experiment="colored_mnist", variant={"sigma2": sigma2}, row=row, hparams=hparams,
-                   train_cfg=train_cfg, splits=cm.training_splits(prepared, dev), make_backbone=make_backbone,
-                   model_cfg=model, runs=runs, data_sha256=data_hashes({"data": data_file}), device=dev,
-                   group_names=GROUP_NAMES)
+        cells.append(Cell({"sigma2": sigma2}, lambda seed, f=data_file: load(f), runs,
+                          data_hashes({"data": data_file})))
+    train_cells(experiment="colored_mnist", cells=cells, row=row, hparams=hparams, train_cfg=train_cfg,
+                make_backbone=make_backbone, model_cfg=model, device=dev, group_names=GROUP_NAMES)
 
 
 # aggregation imports pandas / matplotlib lazily: training jobs never pay for them

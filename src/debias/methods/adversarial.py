@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from debias.losses import mean_cross_entropy, member_mean
 from debias.methods.base import Method
 from debias.methods.registry import register
 from debias.models import Backbone
@@ -44,30 +45,38 @@ def grl_ramp(gamma: float) -> float:
     return 2.0 / (1.0 + math.exp(-gamma)) - 1.0
 
 
-def mean_neg_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Mean over batch, positions and colour channels of sum_k q_k log q_k, q = softmax over dim 1.
+def mean_neg_entropy(logits: torch.Tensor, members: int = 1) -> torch.Tensor:
+    """Mean over batch, positions and colour channels of sum_k q_k log q_k, q = softmax over dim 1 (per run of a
+    batch of ``members`` runs, ``member_mean``).
 
     Computed from log-softmax, so a saturated softmax (q_k = 0) gives 0 * finite, never NaN.
     """
     logq = F.log_softmax(logits, dim=1)
-    return (logq.exp() * logq).sum(dim=1).mean()
+    return member_mean((logq.exp() * logq).sum(dim=1), members)
 
 
-def mean_ce_to_uniform(logits: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy between the uniform distribution and softmax(logits) over dim 1, averaged elsewhere."""
-    return -F.log_softmax(logits, dim=1).mean(dim=1).mean()
+def mean_ce_to_uniform(logits: torch.Tensor, members: int = 1) -> torch.Tensor:
+    """Cross-entropy between the uniform distribution and softmax(logits) over dim 1, averaged elsewhere (per run
+    of a batch of ``members`` runs)."""
+    return -member_mean(F.log_softmax(logits, dim=1).mean(dim=1), members)
 
 
-def bias_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
-    """Sum over bias channels c of the mean CE of logits[:, :, c] vs target[:, c], ignoring ``ignore_index``.
+def bias_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255, members: int = 1) -> torch.Tensor:
+    """Sum over bias channels c of the mean CE of logits[:, :, c] vs target[:, c], ignoring ``ignore_index``; with
+    ``members`` > 1, per run of the batch (each run's mean over its own valid targets), shape [members].
 
     A channel whose targets are all ignored contributes 0 (not NaN).
     """
-    total = logits.new_zeros(())
+    total = logits.new_zeros(()) if members == 1 else logits.new_zeros(members)
     for c in range(target.shape[1]):
         t = target[:, c].long()
-        valid = (t != ignore_index).sum()
-        loss = F.cross_entropy(logits[:, :, c], t, ignore_index=ignore_index, reduction="sum")
+        if members == 1:
+            valid = (t != ignore_index).sum()
+            loss = F.cross_entropy(logits[:, :, c], t, ignore_index=ignore_index, reduction="sum")
+        else:
+            valid = (t != ignore_index).reshape(members, -1).sum(dim=1)
+            loss = F.cross_entropy(logits[:, :, c], t, ignore_index=ignore_index, reduction="none")
+            loss = loss.reshape(members, -1).sum(dim=1)
         total = total + loss / valid.clamp(min=1)
     return total
 
@@ -104,6 +113,7 @@ class _WithBiasHead(Method):
 
 @register("blindeye")
 class BlindEye(_WithBiasHead):
+    batchable = True  # every loss reduced per run
     hparams = _WithBiasHead.hparams + ("alpha",)
 
     def update(self, batch):
@@ -111,21 +121,22 @@ class BlindEye(_WithBiasHead):
         feat = f(batch["x"])  # one forward of f serves both phases: f does not change in between
         # (a) the bias head learns the bias from frozen features
         self.zero_grad()
-        loss_h = bias_ce(h(feat.detach()), batch["bias"])
-        loss_h.backward()
+        loss_h = bias_ce(h(feat.detach()), batch["bias"], members=self.members)
+        self.backward(loss_h)
         self.opt_h.step()
         # (b) f and g learn the task and to confuse the bias head as it is after (a) (h is not stepped)
         self.zero_grad()
-        loss_cls = F.cross_entropy(g(feat), batch["y"])
+        loss_cls = mean_cross_entropy(g(feat), batch["y"], self.members)
         with frozen(h):
-            loss_conf = mean_ce_to_uniform(h(feat))
-            (loss_cls + self.hp["alpha"] * loss_conf).backward()
+            loss_conf = mean_ce_to_uniform(h(feat), self.members)
+            self.backward(loss_cls + self.hp["alpha"] * loss_conf)
         self.opt_fg.step()
         return {"loss": loss_cls.detach(), "bias_loss": loss_h.detach(), "confusion": loss_conf.detach()}
 
 
 @register("lnl")
 class LearningNotToLearn(_WithBiasHead):
+    batchable = True  # every loss reduced per run
     hparams = _WithBiasHead.hparams + ("entropy_weight", "grl_factor")
 
     def grl_factor(self) -> float:
@@ -136,16 +147,16 @@ class LearningNotToLearn(_WithBiasHead):
         # (1) f, g: task loss + lambda * negative entropy of h's colour prediction (h is not stepped)
         self.zero_grad()
         feat = f(batch["x"])
-        loss_cls = F.cross_entropy(g(feat), batch["y"])
+        loss_cls = mean_cross_entropy(g(feat), batch["y"], self.members)
         with frozen(h):  # h's gradients of this pass would be zeroed before its step anyway
-            neg_ent = mean_neg_entropy(h(feat))
-            (loss_cls + self.hp["entropy_weight"] * neg_ent).backward()
+            neg_ent = mean_neg_entropy(h(feat), self.members)
+            self.backward(loss_cls + self.hp["entropy_weight"] * neg_ent)
         self.opt_fg.step()
         # (2) h learns the colour; f gets the reversed gradient (second forward pass, as the reference)
         self.zero_grad()
         feat = grad_reverse(f(batch["x"]), self.grl_factor())
-        loss_bias = bias_ce(h(feat), batch["bias"])
-        loss_bias.backward()
+        loss_bias = bias_ce(h(feat), batch["bias"], members=self.members)
+        self.backward(loss_bias)
         self.opt_fg.step()
         self.opt_h.step()
         return {"loss": loss_cls.detach(), "neg_entropy": neg_ent.detach(), "bias_loss": loss_bias.detach()}
@@ -175,6 +186,8 @@ class LearningNotToLearnAdaptive(LearningNotToLearn):
 
     def grl_factor(self):
         return self.hp["grl_factor"] * grl_ramp(self.gamma)
+
+    batchable = True  # the update is LNL's, the factor shared by every run of a batch
 
     def update(self, batch):
         logs = super().update(batch)

@@ -22,6 +22,11 @@ class Method(ABC):
     # keys every config entry of the method must have; besides, `epochs` or `steps` (the run's length) and
     # optionally `lr_step_epochs` + `lr_gamma` (x gamma every k epochs), `lr_halve_second_half`, `batch_size`
     hparams: tuple[str, ...] = ("lr", "momentum", "weight_decay")
+    # runs trained at once as one batched model (``debias.batched``); every loss is then reduced per run
+    # (``losses.member_mean``) and is a vector of ``members`` values. A class whose ``update`` does so says
+    # ``batchable = True`` (``batched.batchable``).
+    members: int = 1
+    batchable = False
 
     def __init__(self, backbone: Backbone, hp: dict[str, Any]):
         self.hp = dict(hp)
@@ -41,6 +46,12 @@ class Method(ABC):
         if "lr_step_epochs" in hp:
             self.schedulers[key] = torch.optim.lr_scheduler.StepLR(opt, hp["lr_step_epochs"], hp["lr_gamma"])
         return opt
+
+    @staticmethod
+    def backward(loss: torch.Tensor) -> None:
+        """``loss.backward()``; a batched run's per-run losses are summed first (each run's parameters then get
+        the gradient of their own loss alone)."""
+        (loss if loss.dim() == 0 else loss.sum()).backward()
 
     def zero_grad(self) -> None:
         # zero-filled, not None: parameters outside a pass still get momentum and weight decay, as in

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from debias.data.image_pipeline import autocast
-from debias.losses import per_example_loss
+from debias.losses import member_mean, per_example_loss
 from debias.methods.base import Method
 from debias.methods.registry import register
 from debias.models import Backbone
@@ -23,6 +23,7 @@ def to_gray(x: torch.Tensor) -> torch.Tensor:
 
 @register("baseline")
 class Baseline(Method):
+    batchable = True
     def __init__(self, backbone: Backbone, hp):
         super().__init__(backbone, hp)
         self.modules["f"] = backbone.features
@@ -37,8 +38,8 @@ class Baseline(Method):
 
     def update(self, batch):
         self.zero_grad()
-        loss = per_example_loss(self.logits(batch["x"]), batch["y"]).mean()
-        loss.backward()
+        loss = member_mean(per_example_loss(self.logits(batch["x"]), batch["y"]), self.members)
+        self.backward(loss)
         self.opt.step()
         return {"loss": loss.detach()}
 

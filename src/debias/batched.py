@@ -1,0 +1,247 @@
+"""Several runs of one table row trained as one batched model: N networks of the same architecture, their
+parameters stacked along a leading member axis, one ``torch.func.vmap`` forward for all of them.
+
+For the small networks (colored MNIST) a training step on a GPU is bound by kernel launches, not arithmetic;
+a batch of N runs makes the same launches as one run. The numbers stay those of N separate runs:
+
+- every member is built exactly as an unbatched run (seeded, initialised, ``init_from`` loaded), then its
+  parameters and buffers are stacked (``StackedModule``); batch norm updates each member's running statistics;
+- a batch is the N members' own batches one after another (each from its own data and its own (seed, epoch)
+  sample order), and the method reduces every loss per member (``Method.members``; ``losses.member_mean``),
+  so member n's gradient is the gradient of its own loss alone;
+- momentum SGD with weight decay acts elementwise, so one optimiser over the stacked parameters steps every
+  member as its own optimiser would, and the learning-rate schedule is the row's, shared.
+
+Only methods whose update reduces per member can be batched (``batchable``); the member outputs (model.pt,
+metrics.json) are the same files an unbatched run writes. Numbers agree with unbatched runs to float
+tolerance, not bit for bit: the stacked convolutions run as grouped convolutions.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from debias.engine import (
+    RunSpec, _check_finite, _rng_state, _set_rng_state, epoch_order, evaluate, peak_memory_mb,
+    select_and_evaluate,
+)
+from debias.io import torch_save
+from debias.methods.base import Method
+
+log = logging.getLogger(__name__)
+
+
+class StackedModule(nn.Module):
+    """N modules of one architecture as one: parameter and buffer ``name`` of member i is row i of the stacked
+    tensor. ``forward(x)`` takes the members' inputs one after another along dim 0 (N equal parts) and returns
+    their outputs the same way."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        first = members[0]
+        for m in members[1:]:
+            if [(k, v.shape) for k, v in m.state_dict().items()] != [(k, v.shape) for k, v in first.state_dict().items()]:
+                raise ValueError("batched runs: the members' networks differ in architecture")
+        self.n = len(members)
+        self._param_names = [k for k, _ in first.named_parameters()]
+        self._buffer_names = [k for k, _ in first.named_buffers()]
+        self._template = [copy.deepcopy(first).to("meta")]  # structure only; in a list: not a submodule
+        for k in self._param_names:
+            rows = [dict(m.named_parameters())[k].detach() for m in members]
+            self.register_parameter(self._key(k), nn.Parameter(torch.stack(rows)))
+        for k in self._buffer_names:
+            self.register_buffer(self._key(k), torch.stack([dict(m.named_buffers())[k] for m in members]))
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return "m__" + name.replace(".", "__")
+
+    def stacked_parameters(self) -> dict[str, nn.Parameter]:
+        """The member modules' parameter names -> the stacked parameters."""
+        return {k: getattr(self, self._key(k)) for k in self._param_names}
+
+    def member_state(self, i: int) -> dict[str, torch.Tensor]:
+        """Member i's state dict, under the member module's own names."""
+        return {k: getattr(self, self._key(k))[i] for k in self._param_names + self._buffer_names}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        template = self._template[0]
+        template.train(self.training)
+        names = self._param_names + self._buffer_names
+        tensors = [getattr(self, self._key(k)) for k in names]
+
+        def one(member_tensors, xi):
+            return functional_call(template, dict(zip(names, member_tensors)), (xi,))
+
+        out = vmap(one)(tensors, x.reshape(self.n, -1, *x.shape[1:]))
+        return out.reshape(-1, *out.shape[2:])
+
+
+def batchable(cls: type[Method]) -> bool:
+    """Whether ``cls`` can train batched: the class that defines its ``update`` says so (``batchable = True``),
+    and it neither samples its own batches nor reads the splits before training."""
+    owner = next(c for c in cls.__mro__ if "update" in c.__dict__)
+    return bool(owner.__dict__.get("batchable", False)) and cls.batch_sampler is None and cls.attach is Method.attach
+
+
+def stack_methods(members: list[Method], fresh: Method) -> Method:
+    """``fresh`` (an unused instance of the members' class and hyperparameters) turned into the batched method:
+    each of its modules replaced by the members' modules stacked, its optimisers pointed at the stacked
+    parameters (their state is empty: the members' optimisers have not stepped)."""
+    if any(opt.state for m in members for opt in m.optimizers.values()):
+        raise ValueError("batched runs: members must be stacked before any optimiser step")
+    replaced: dict[int, nn.Parameter] = {}
+    for key in list(fresh.modules.keys()):
+        stacked = StackedModule([m.modules[key] for m in members]).to(next(iter(members[0].modules.parameters())).device)
+        for name, p in fresh.modules[key].named_parameters():
+            replaced[id(p)] = stacked.stacked_parameters()[name]
+        fresh.modules[key] = stacked
+    for opt in fresh.optimizers.values():
+        for group in opt.param_groups:
+            group["params"] = [replaced[id(p)] for p in group["params"]]
+    fresh.members = len(members)
+    return fresh
+
+
+def load_member(batched: Method, member: Method, i: int) -> Method:
+    """Copy member i's current weights (and buffers) from ``batched`` into ``member``; returns ``member``."""
+    for key, stacked in batched.modules.items():
+        member.modules[key].load_state_dict(stacked.member_state(i))
+    return member
+
+
+class StackedSplits:
+    """The members' training splits, each stored once however many members share it (the seeds of one σ²):
+    ``batch(idx)`` gathers member i's rows ``idx[i]`` from its own split, all members in one indexing."""
+
+    def __init__(self, member_splits: list[dict[str, torch.Tensor]]):
+        unique: list[dict[str, torch.Tensor]] = []
+        which = []
+        for s in member_splits:
+            pos = next((j for j, u in enumerate(unique) if u is s), None)
+            if pos is None:
+                unique.append(s)
+                pos = len(unique) - 1
+            which.append(pos)
+        keys = sorted(unique[0])
+        sizes = {u["y"].shape[0] for u in unique}
+        if any(sorted(u) != keys for u in unique) or len(sizes) != 1:
+            raise ValueError("batched runs: the members' training splits differ in fields or size")
+        self.n = sizes.pop()
+        device = unique[0]["y"].device
+        self.fields = {k: torch.stack([u[k] for u in unique]) for k in keys}
+        self.which = torch.tensor(which, device=device)[:, None]
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """idx [N, b] -> every field [N * b, ...]; uint8 images to float in [0, 1] (as ``engine.make_batch``)."""
+        out = {}
+        for k, v in self.fields.items():
+            rows = v[self.which, idx]
+            out[k] = rows.reshape(-1, *rows.shape[2:])
+        if out["x"].dtype == torch.uint8:
+            out["x"] = out["x"].float().div_(255.0)
+        return out
+
+
+def _member_value(v: torch.Tensor, i: int) -> torch.Tensor:
+    return v[i] if v.dim() > 0 else v  # a logged scalar shared by every member (e.g. a ramp factor)
+
+
+def fit_batched(batched: Method, members: list[Method], member_splits: list[dict[str, dict[str, torch.Tensor]]],
+                specs: list[RunSpec], state_path, fingerprint: str) -> list[dict[str, Any]]:
+    """Train the runs of ``specs`` as one batched method; the same results per run as ``engine.fit`` (selection by
+    ``last`` only), each member's metrics from ``members[i]`` holding its final weights. The resumable state of the
+    whole batch lives in ``state_path``."""
+    first = specs[0]
+    shared = ("epochs", "max_steps", "batch_size", "eval_every", "select", "channels_last", "eval_splits")
+    for s in specs[1:]:
+        diff = [k for k in shared if getattr(s, k) != getattr(first, k)]
+        if diff:
+            raise ValueError(f"batched runs {first.run_id} and {s.run_id} differ in {diff}")
+    if first.select != ("last",):
+        raise ValueError(f"batched runs select by 'last' only; run {first.run_id} selects by {list(first.select)}")
+    train = StackedSplits([s["train"] for s in member_splits])
+    n, bs, N = train.n, first.batch_size, len(specs)
+    steps_per_epoch = -(-n // bs)
+    if (first.epochs is None) == (first.max_steps is None):
+        raise ValueError(f"run {first.run_id}: give the run's length as epochs or as max_steps, not both")
+    total_steps = first.max_steps or first.epochs * steps_per_epoch
+    epochs = -(-total_steps // steps_per_epoch)
+    device = train.which.device
+    eval_names = [k for k in member_splits[0] if first.eval_splits is None or k in first.eval_splits]
+
+    start_epoch, histories, elapsed = 0, [[] for _ in specs], 0.0
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") == fingerprint:
+            batched.load_state_dict(state["method"])
+            _set_rng_state(state["rng"])
+            start_epoch, histories, elapsed = state["epoch"], state["histories"], state["elapsed_s"]
+            log.info("batch of %d runs from %s: resumed from %s at epoch %d", N, first.run_id, state_path, start_epoch)
+        else:
+            log.warning("batch of runs from %s: saved state %s was made with other settings; starting afresh",
+                        first.run_id, state_path)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, desc=f"{first.run_id} (+{N - 1} batched)",
+               disable=not first.progress, mininterval=2.0, unit="step", dynamic_ncols=True)
+    batched.train(True)
+    last_save, t0 = time.monotonic(), time.monotonic()
+    for epoch in range(start_epoch, epochs):
+        epoch_logs = dict(batched.on_epoch_start(epoch, epochs, steps_per_epoch))
+        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        order = torch.stack([epoch_order(n, s.seed, epoch)[: steps * bs] for s in specs]).to(device)
+        step_logs = []
+        for start in range(0, order.shape[1], bs):
+            step_logs.append(batched.update(train.batch(order[:, start : start + bs])))
+            bar.update(1)
+        batched.on_epoch_end(epoch)
+        for i, spec in enumerate(specs):
+            logs_i = [{k: _member_value(v, i) for k, v in s.items()} for s in step_logs]
+            _check_finite(spec, epoch, steps_per_epoch, logs_i)
+            entry = {"epoch": epoch + 1, **epoch_logs}
+            for key in logs_i[0]:
+                entry[key] = torch.stack([s[key].float().reshape(()) for s in logs_i]).mean().item()
+            if spec.eval_every and (epoch + 1) % spec.eval_every == 0 and epoch + 1 != epochs:
+                load_member(batched, members[i], i)
+                for name in eval_names:
+                    entry[name] = evaluate(members[i], member_splits[i][name], spec.eval_batch_size,
+                                           spec.group_names, spec.channels_last, spec.group_weights)
+            histories[i].append(entry)
+        if epoch + 1 == epochs or time.monotonic() - last_save >= first.checkpoint_every_s:
+            torch_save({"run_ids": [s.run_id for s in specs], "fingerprint": fingerprint, "epoch": epoch + 1,
+                        "method": batched.state_dict(), "rng": _rng_state(), "histories": histories,
+                        "elapsed_s": elapsed + time.monotonic() - t0}, state_path)
+            last_save = time.monotonic()
+    bar.close()
+    train_time = elapsed + time.monotonic() - t0
+    steps_done = total_steps - min(start_epoch * steps_per_epoch, total_steps)
+    steps_per_s = steps_done / max(time.monotonic() - t0, 1e-9)
+    out = []
+    for i, spec in enumerate(specs):
+        load_member(batched, members[i], i)
+        selections = select_and_evaluate(members[i], member_splits[i], spec, {}, epochs, total_steps)
+        if histories[i]:
+            histories[i][-1].update(selections["last"]["metrics"])
+        out.append({
+            "metrics": selections["last"]["metrics"],
+            "history": histories[i],
+            "selected": {k: v for k, v in selections["last"].items() if k != "metrics"},
+            "selections": selections,
+            "steps": total_steps,
+            "train_time_s": train_time,
+            "steps_per_s": steps_per_s,
+            "peak_memory_mb": peak_memory_mb(device),
+            "resumed_from_epoch": start_epoch,
+        })
+    return out
