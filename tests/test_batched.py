@@ -193,6 +193,9 @@ def test_batched_runs_give_the_numbers_of_separate_runs(tmp_path, row):
             for key in ha:
                 if isinstance(ha[key], float):
                     assert hb[key] == pytest.approx(ha[key], rel=1e-3, abs=1e-4), (key, ha["epoch"])
+            if ha["epoch"] == 2:  # eval_every 2: every split evaluated on the run's own weights and data
+                for split in ("train", "test"):
+                    assert abs(ha[split]["accuracy"] - hb[split]["accuracy"]) <= 1 / 20 + 1e-9
     for name in ("a3", "a4", "b3", "b4"):
         wa = torch.load(tmp_path / "alone" / name / "model.pt", weights_only=True)
         wb = torch.load(tmp_path / "batched" / name / "model.pt", weights_only=True)
