@@ -105,9 +105,10 @@ def test_stacked_splits_give_each_run_its_own_rows():
 
 
 def test_which_methods_can_train_batched():
-    assert [batchable(methods.get(n)) for n in ("baseline", "gray", "blindeye", "lnl", "lnl_adaptive")] == [True] * 5
-    # their update reduces over the whole batch (group losses, sample weights) or samples its own batches
-    assert not any(batchable(methods.get(n)) for n in ("groupdro", "fisher_flat", "l2rw", "resample", "mixup"))
+    rows = ("baseline", "gray", "blindeye", "lnl", "lnl_adaptive", "proportion", "resample", "hardmining", "l2rw")
+    assert [batchable(methods.get(n)) for n in rows] == [True] * len(rows)
+    # group losses or mixed pairs over the whole batch; random weights from the process's one RNG stream
+    assert not any(batchable(methods.get(n)) for n in ("groupdro", "fisher_flat", "mixup", "cutmix", "random"))
 
 
 # -- steps: a batched step is each run's own step ---------------------------------------------------------------
@@ -232,8 +233,8 @@ def test_interrupted_batch_resumes_to_the_same_numbers(tmp_path, monkeypatch):
 
 
 def test_a_method_that_cannot_be_batched_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"batch_runs = 2: method 'resample'.*batch_runs: 1"):
-        train_cells(experiment="t", cells=cells(tmp_path), row="resample",
+    with pytest.raises(ValueError, match=r"batch_runs = 2: method 'random'.*batch_runs: 1"):
+        train_cells(experiment="t", cells=cells(tmp_path), row="random",
                     hparams={"steps": 2, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
                     train_cfg={**TRAIN, "batch_runs": 2}, make_backbone=backbone, model_cfg={},
                     device=torch.device("cpu"), progress=False)
@@ -264,3 +265,121 @@ def test_batched_colored_mnist_through_snakemake(tmp_path):
     table = pd.read_csv(res / "tables/colored_mnist.csv")
     assert len(table) == 4 and (table.n_seeds == 2).all() and table.acc_mean.between(0, 1).all()
     assert not list((res / "state").rglob("*.pt"))
+
+
+# -- the reweighting family (FairFace, the L2RW grid): one-logit LeNet, per-run class counts and samplers --------
+
+RW_HP = dict(steps=6, lr=0.1, momentum=0.9, weight_decay=1e-4, meta_lr=1.0, ties="reference")
+RW_ROWS = [("baseline", {}), ("proportion", {}), ("resample", {}), ("hardmining", {}),
+           ("hardmining", {"ties": "loss"}), ("l2rw", {}), ("l2rw", {"meta_gradient": "forward"})]
+
+
+def rw_data(seed, minority, n=48, n_val=8):
+    """Binary data whose majority class is 0 or 1 (``minority``: the share of the other class)."""
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.rand(n, generator=g) < minority).long()
+    x = (torch.rand(n, 1, 28, 28, generator=g) * 255).to(torch.uint8)
+    vy = torch.arange(n_val) % 2
+    vx = (torch.rand(n_val, 1, 28, 28, generator=g) * 255).to(torch.uint8)
+    return {"train": {"x": x, "y": y, "group": y}, "val": {"x": vx, "y": vy, "group": vy},
+            "test": {"x": x[:16], "y": y[:16], "group": y[:16]}}
+
+
+def lenet():
+    from debias.models import l2rw_lenet_backbone
+
+    return l2rw_lenet_backbone(1, 1, 4, 28)
+
+
+@pytest.mark.parametrize("row,extra", RW_ROWS, ids=[f"{r}{'-' + '-'.join(e.values()) if e else ''}" for r, e in RW_ROWS])
+def test_batched_reweighting_steps_are_each_runs_own_steps(row, extra):
+    """Three runs whose majority class differs (class 0 in two, class 1 in one): per-run class weights, hard-mining
+    picks, resampled batches and meta-gradient weights, three steps, as each run alone."""
+    from debias.batched import epoch_member_indices, load_member, stack_methods
+    from debias.engine import RunSpec, epoch_indices, make_batch
+
+    cls, hp = methods.get(row), {**RW_HP, **extra}
+    seeds, sets = (3, 4, 5), (rw_data(0, 0.2), rw_data(1, 0.3), rw_data(2, 0.75))
+
+    def build(seed, split):
+        torch.manual_seed(seed)
+        m = cls(lenet(), hp)
+        m.attach(split)
+        return m
+
+    members = [build(s, d) for s, d in zip(seeds, sets)]
+    alone = [build(s, d) for s, d in zip(seeds, sets)]
+    batched = stack_methods(members, cls(lenet(), hp))
+    batched.attach_batch(members)
+    train = StackedSplits([d["train"] for d in sets])
+    specs = [RunSpec(run_id=f"r{s}", seed=s, epochs=None, max_steps=3, batch_size=16, state_path=None) for s in seeds]
+    cpu = torch.device("cpu")
+    indices = list(epoch_member_indices(members, specs, 48, 16, 0, 3, cpu))
+    streams = [list(epoch_indices(m, 48, 16, s, 0, 3, cpu)) for m, s in zip(alone, seeds)]
+    for step, idx in enumerate(indices):
+        logs = batched.update(train.batch(idx))
+        for i, m in enumerate(alone):
+            assert torch.equal(idx[i], streams[i][step])  # each run's own sampler and seed
+            own = m.update(make_batch(sets[i]["train"], streams[i][step]))
+            for key, value in own.items():
+                got = logs[key][i] if logs[key].dim() else logs[key]
+                torch.testing.assert_close(got, value.reshape(()).to(got.dtype), rtol=1e-4, atol=1e-5,
+                                           msg=f"{key} step {step} run {i}")
+    for i, m in enumerate(alone):
+        load_member(batched, members[i], i)
+        for (k, w), v in zip(members[i].modules.state_dict().items(), m.modules.state_dict().values()):
+            torch.testing.assert_close(w, v, rtol=1e-4, atol=1e-5, msg=f"run {i} {k}")
+
+
+def test_batched_fairface_style_runs_through_the_runner(tmp_path):
+    """l2rw over two shares x two seeds (each seed its own sampled data), batch_runs 4 against one at a time."""
+    def cells(root):
+        out = []
+        for c, share in enumerate((0.2, 0.3)):
+            runs = [RunOutputs(seed=s, metrics=root / f"{c}{s}" / "metrics.json", model=root / f"{c}{s}" / "model.pt",
+                               state=root / f"{c}{s}" / "state.pt") for s in (0, 1)]
+            out.append(Cell({"share": share}, lambda seed, share=share: rw_data(seed, share), runs, {"data": str(share)}))
+        return out
+
+    def run(root, k):
+        return train_cells(experiment="t", cells=cells(root), row="l2rw", hparams=RW_HP,
+                           train_cfg={"batch_size": 16, "eval_every": 0, "checkpoint_every_s": 0,
+                                      "channels_last": False, "deterministic": True, "batch_runs": k},
+                           make_backbone=lenet, model_cfg={}, device=torch.device("cpu"), progress=False)
+
+    alone, batched = run(tmp_path / "alone", 1), run(tmp_path / "batched", 4)
+    assert [r["batched_runs"] for r in batched] == [4] * 4
+    for a, b in zip(alone, batched):
+        assert (a["variant"], a["seed"]) == (b["variant"], b["seed"])
+        assert b["history"][-1]["weighted_loss"] == pytest.approx(a["history"][-1]["weighted_loss"], rel=1e-3, abs=1e-4)
+        assert abs(a["metrics"]["test"]["accuracy"] - b["metrics"]["test"]["accuracy"]) <= 1 / 16 + 1e-9
+
+
+@pytest.mark.slow
+def test_batched_l2rw_grid_through_snakemake(tmp_path):
+    """The L2RW grid's jobs (one per method: both shares, both seeds, each seed its own sampled data) with
+    batch_runs 3: a batch of three runs spanning the two shares, then one alone; the table from all of them."""
+    import pandas as pd
+    from conftest import snakemake, write_config
+
+    def batched(cfg):
+        rw = cfg["reweighting"]
+        rw["methods"] = ["baseline", "hardmining", "l2rw"]
+        rw["train"].update(batch_runs=3, channels_last=False)
+        for hp in rw["l2rw_mnist"]["hparams"].values():
+            hp["steps"] = 20
+        assert (rw["shares_per_job"], len(rw["seeds"]) * len(rw["l2rw_mnist"]["shares"])) == ("all", 4)
+
+    path = write_config(tmp_path, batched)
+    snakemake(str(tmp_path / "results/tables/l2rw_mnist.csv"), "--cores", 2, "--configfile", path, check=True)
+    res = tmp_path / "results"
+    records = [read_json(p) for p in sorted((res / "runs/l2rw_mnist").rglob("metrics.json"))]
+    assert len(records) == 12 and sorted(r["batched_runs"] for r in records) == [1] * 3 + [3] * 9
+    assert len({json_key(r["data_sha256"]) for r in records if r["method"] == "l2rw"}) == 2  # two shares' splits
+    table = pd.read_csv(res / "tables/l2rw_mnist.csv")
+    assert set(table.method) == {"baseline", "hardmining", "l2rw"} and len(table) == 6
+    assert not list((res / "state").rglob("*.pt"))
+
+
+def json_key(d):
+    return tuple(sorted(d.items()))

@@ -33,6 +33,8 @@ def test_every_table_row_of_the_full_config_is_a_case_with_its_batch_size():
     assert ("waterbirds", "trace: full") in variants
     assert ("coco", "whole network trains; batch 128") in variants
     assert ("colored_mnist", "torch.compile mode=reduce-overhead") in variants
+    assert ("colored_mnist", "35 runs batched (torch.func)") in variants
+    assert ("fairface", "130 runs batched (torch.func)") in variants
     assert ("coco", "whole network trains; deterministic off") in variants
 
 
@@ -77,13 +79,14 @@ def test_a_small_case_is_measured_and_a_failing_one_is_reported_not_raised():
 
 def test_the_batched_case_counts_every_run_it_advances():
     cfg = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())
-    case = next(c for c in cases_from_config(cfg) if c.batch_runs > 1)
-    assert (case.experiment, case.batch_runs) == ("colored_mnist", len(cfg["colored_mnist"]["seeds"]) * 2)
-    (row,) = run_cases([case], torch.device("cpu"), seconds=0.3, warmup=2)
-    assert row["status"] == "ok" and row["variant"] == f"{case.batch_runs} runs batched (torch.func)"
-    # steps_per_s counts run-steps; ms_per_step is one batched step, which advances batch_runs runs
-    assert row["ms_per_step"] == pytest.approx(1000 * case.batch_runs / row["steps_per_s"])
-    assert row["images_per_s"] == pytest.approx(row["steps_per_s"] * case.batch_size)
+    cases = [c for c in cases_from_config(cfg) if c.batch_runs > 1]
+    assert [(c.experiment, c.method, c.batch_runs) for c in cases] == [
+        ("colored_mnist", "baseline", len(cfg["colored_mnist"]["seeds"]) * 2), ("fairface", "l2rw", 2 * 5)]
+    for case, row in zip(cases, run_cases(cases, torch.device("cpu"), seconds=0.3, warmup=2)):
+        assert row["status"] == "ok" and row["variant"] == f"{case.batch_runs} runs batched (torch.func)"
+        # steps_per_s counts run-steps; ms_per_step is one batched step, which advances batch_runs runs
+        assert row["ms_per_step"] == pytest.approx(1000 * case.batch_runs / row["steps_per_s"])
+        assert row["images_per_s"] == pytest.approx(row["steps_per_s"] * case.batch_size)
 
 
 def test_hand_runs_never_write_the_rules_output(tmp_path, capsys):
@@ -105,7 +108,7 @@ def test_hand_run_writes_both_files(tmp_path, monkeypatch):
           "--out", str(out)])
     lines = out.read_text().splitlines()
     assert lines[0].split(",")[:3] == ["experiment", "row", "method"]
-    assert len(lines) == 1 + 6 + 1  # six rows as configured, deterministic off
+    assert len(lines) == 1 + 6 + 2  # six rows as configured, deterministic off, l2rw batched
     proj = (tmp_path / "t_projection.csv").read_text().splitlines()
     ff = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())["reweighting"]
     runs = (len(ff["fairface"]["shares"]) + 1) * len(ff["seeds"])  # every share and the balanced 0.5, every seed

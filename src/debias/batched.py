@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from debias.engine import (
-    RunSpec, _check_finite, _rng_state, _set_rng_state, epoch_order, evaluate, peak_memory_mb,
+    RunSpec, _check_finite, _rng_state, _set_rng_state, epoch_indices, epoch_order, evaluate, peak_memory_mb,
     select_and_evaluate,
 )
 from debias.io import torch_save
@@ -63,6 +63,12 @@ class StackedModule(nn.Module):
     def _key(name: str) -> str:
         return "m__" + name.replace(".", "__")
 
+    @property
+    def template(self) -> nn.Module:
+        """The members' architecture (on the meta device: no weights of its own); its modules' settings, e.g.
+        batch norm's ``track_running_stats``, apply to every member."""
+        return self._template[0]
+
     def stacked_parameters(self) -> dict[str, nn.Parameter]:
         """The member modules' parameter names -> the stacked parameters."""
         return {k: getattr(self, self._key(k)) for k in self._param_names}
@@ -72,7 +78,7 @@ class StackedModule(nn.Module):
         return {k: getattr(self, self._key(k))[i] for k in self._param_names + self._buffer_names}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        template = self._template[0]
+        template = self.template
         template.train(self.training)
         names = self._param_names + self._buffer_names
         tensors = [getattr(self, self._key(k)) for k in names]
@@ -85,10 +91,12 @@ class StackedModule(nn.Module):
 
 
 def batchable(cls: type[Method]) -> bool:
-    """Whether ``cls`` can train batched: the class that defines its ``update`` says so (``batchable = True``),
-    and it neither samples its own batches nor reads the splits before training."""
+    """Whether ``cls`` can train batched: the class that defines its ``update`` says so (``batchable = True``), no
+    class on the way opts out (``batchable = False``), and if it reads the splits before training (``attach``) it
+    also gathers that per run (``attach_batch``). Its own batch sampler, if any, runs per run."""
     owner = next(c for c in cls.__mro__ if "update" in c.__dict__)
-    return bool(owner.__dict__.get("batchable", False)) and cls.batch_sampler is None and cls.attach is Method.attach
+    attach_ok = cls.attach is Method.attach or cls.attach_batch is not Method.attach_batch
+    return bool(owner.__dict__.get("batchable", False)) and bool(cls.batchable) and attach_ok
 
 
 def stack_methods(members: list[Method], fresh: Method) -> Method:
@@ -154,6 +162,19 @@ def _member_value(v: torch.Tensor, i: int) -> torch.Tensor:
     return v[i] if v.dim() > 0 else v  # a logged scalar shared by every member (e.g. a ramp factor)
 
 
+def epoch_member_indices(members: list[Method], specs: list[RunSpec], n: int, batch_size: int, epoch: int,
+                         steps: int, device):
+    """Per step, [N, batch_size] indices: row i the batch run i draws alone (``engine.epoch_indices``: its own
+    sampler, or its own (seed, epoch) order)."""
+    if members[0].batch_sampler is None:  # every order in one host-to-device copy
+        order = torch.stack([epoch_order(n, s.seed, epoch)[: steps * batch_size] for s in specs]).to(device)
+        for start in range(0, order.shape[1], batch_size):
+            yield order[:, start : start + batch_size]
+        return
+    streams = [epoch_indices(m, n, batch_size, s.seed, epoch, steps, device) for m, s in zip(members, specs)]
+    yield from (torch.stack(step) for step in zip(*streams))
+
+
 def fit_batched(batched: Method, members: list[Method], member_splits: list[dict[str, dict[str, torch.Tensor]]],
                 specs: list[RunSpec], state_path, fingerprint: str) -> list[dict[str, Any]]:
     """Train the runs of ``specs`` as one batched method; the same results per run as ``engine.fit`` (selection by
@@ -176,6 +197,9 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
     epochs = -(-total_steps // steps_per_epoch)
     device = train.which.device
     eval_names = [k for k in member_splits[0] if first.eval_splits is None or k in first.eval_splits]
+    for member, splits in zip(members, member_splits):
+        member.attach(splits)
+    batched.attach_batch(members)
 
     start_epoch, histories, elapsed = 0, [[] for _ in specs], 0.0
     if state_path.is_file():
@@ -200,10 +224,9 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
     for epoch in range(start_epoch, epochs):
         epoch_logs = dict(batched.on_epoch_start(epoch, epochs, steps_per_epoch))
         steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-        order = torch.stack([epoch_order(n, s.seed, epoch)[: steps * bs] for s in specs]).to(device)
         step_logs = []
-        for start in range(0, order.shape[1], bs):
-            step_logs.append(batched.update(train.batch(order[:, start : start + bs])))
+        for idx in epoch_member_indices(members, specs, n, bs, epoch, steps, device):
+            step_logs.append(batched.update(train.batch(idx)))
             bar.update(1)
         batched.on_epoch_end(epoch)
         for i, spec in enumerate(specs):

@@ -33,6 +33,13 @@ def member_mean(values: torch.Tensor, members: int = 1) -> torch.Tensor:
     return values.reshape(members, -1).mean(dim=1)
 
 
+def member_sum(values: torch.Tensor, members: int = 1) -> torch.Tensor:
+    """Sum of per-example values; with ``members`` > 1 each batched run's own sum, shape [N] (``member_mean``)."""
+    if members == 1:
+        return values.sum()
+    return values.reshape(members, -1).sum(dim=1)
+
+
 def mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor, members: int = 1) -> torch.Tensor:
     """``F.cross_entropy`` (mean over the batch), per run with ``members`` > 1 (``member_mean``)."""
     if members == 1:

@@ -5,7 +5,7 @@
 
 For every (experiment, table row) of the config, and a few variants worth knowing (a photo network trained
 whole instead of head-only, deterministic kernels off, ``torch.compile`` for the small networks, colored MNIST's
-35 runs of a row batched in one model), it builds the
+35 runs of a row and FairFace's l2rw runs of every share batched in one model), it builds the
 method exactly as a training job does, feeds it synthetic data of the real shapes and dtypes kept on the device
 (uint8 images; the photo datasets through the device-side crop / flip / normalise pipeline, bf16 autocast and
 channels_last as configured), takes warm-up steps, then as many timed steps as fit in ``--seconds``. Per row:
@@ -203,6 +203,13 @@ def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
         if exp == "colored_mnist":  # the table's 35 runs of a row (5 seeds x 7 sigma2) as one batched model
             runs = len(cfg["colored_mnist"]["seeds"]) * len(cfg["colored_mnist"]["sigma2"])
             extra.append(replace(c, batch_runs=runs, channels_last=False, variant=f"{runs} runs batched (torch.func)"))
+        if exp == "fairface":  # the sweep's costliest row, its runs of every share (130 at full scale) batched
+            rw = cfg["reweighting"]
+            runs = len(rw["seeds"]) * len(rw["fairface"]["shares"])
+            l2rw = next((x for x in out if (x.experiment, x.method) == ("fairface", "l2rw")), None)
+            if l2rw is not None:
+                extra.append(replace(l2rw, batch_runs=runs, channels_last=False,
+                                     variant=f"{runs} runs batched (torch.func)"))
     return out + extra
 
 
@@ -284,11 +291,16 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
     if case.batch_runs > 1:
         from debias.batched import StackedSplits, stack_methods
 
-        method = stack_methods([cls(case.make_backbone(), case.hp).to(device) for _ in range(case.batch_runs)], method)
+        members = [cls(case.make_backbone(), case.hp).to(device) for _ in range(case.batch_runs)]
+        method = stack_methods(members, method)
+        for m in members:
+            m.attach(splits)
+        method.attach_batch(members)
         stacked = StackedSplits([train] * case.batch_runs)
     if case.channels_last:
         method.modules.to(memory_format=torch.channels_last)
-    method.attach(splits)
+    if stacked is None:
+        method.attach(splits)
     method.compile(case.compile)
     n = train["y"].shape[0]
     method.on_epoch_start(0, 1, -(-n // case.batch_size))

@@ -20,7 +20,7 @@ from debias.devices import resolve_device
 from debias.experiments.reweighting_figures import FAIRFACE_FIGURES, PAPER_FIGURE, parse_stem
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import l2rw_lenet_backbone
-from debias.runner import RunOutputs, data_hashes, train_cell
+from debias.runner import Cell, RunOutputs, data_hashes, train_cells
 
 log = logging.getLogger(__name__)
 EXPERIMENTS = ("fairface", "l2rw_mnist")
@@ -105,16 +105,17 @@ def train(*, experiment: str, shares: list[str], row: str, hparams, train_cfg, m
 
     n = len(seeds)
     pool_sha256 = data_hashes({"pool": pool_file})
+    cells = []
     for i, (share, split_file) in enumerate(zip(shares, split_files)):
         splits = torch.load(split_file, map_location="cpu", weights_only=True)["splits"]
         runs = [RunOutputs(seed=int(s), metrics=Path(m), model=Path(md), state=Path(st))
                 for s, m, md, st in zip(seeds, metrics[i * n:(i + 1) * n], models[i * n:(i + 1) * n],
                                         states[i * n:(i + 1) * n])]
-        train_cell(experiment=experiment, variant={"share": share}, row=row, hparams=hparams, train_cfg=train_cfg,
-                   splits=lambda seed: seed_splits(pool, splits[seed], dev), make_backbone=make_backbone,
-                   model_cfg=model, runs=runs, data_sha256={**pool_sha256, **data_hashes({"split": split_file})},
-                   device=dev,
-                   group_names=CLASS_NAMES[experiment])
+        cells.append(Cell({"share": share}, lambda seed, splits=splits: seed_splits(pool, splits[seed], dev), runs,
+                          {**pool_sha256, **data_hashes({"split": split_file})}))
+    # one share after another; with train.batch_runs > 1, that many runs at once (a batch may span shares)
+    train_cells(experiment=experiment, cells=cells, row=row, hparams=hparams, train_cfg=train_cfg,
+                make_backbone=make_backbone, model_cfg=model, device=dev, group_names=CLASS_NAMES[experiment])
 
 
 # -- aggregation -------------------------------------------------------------------------------------------

@@ -72,6 +72,11 @@ class Method(ABC):
     def attach(self, splits: dict[str, dict[str, torch.Tensor]]) -> None:
         """Called once before training with every split (e.g. to read class frequencies or a validation set)."""
 
+    def attach_batch(self, members: list["Method"]) -> None:
+        """A batched method (``debias.batched``) is never attached itself: each run's own method is attached to
+        its own splits, then this gathers from them what ``update`` reads (e.g. per-run class weights). A class
+        that overrides ``attach`` must override this too to be batchable."""
+
     batch_sampler = None  # or a method (n, batch_size, steps, generator) -> iterator of index tensors
 
     def on_epoch_start(self, epoch: int, total_epochs: int, steps_per_epoch: int) -> dict[str, float]:

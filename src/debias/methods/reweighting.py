@@ -13,7 +13,7 @@ import contextlib
 import torch
 from torch.func import functional_call
 
-from debias.losses import per_example_loss
+from debias.losses import member_mean, member_sum, per_example_loss
 from debias.methods.erm import Baseline
 from debias.methods.registry import register
 
@@ -22,10 +22,14 @@ def class_counts(y: torch.Tensor) -> torch.Tensor:
     return torch.bincount(y.long(), minlength=2).double()
 
 
-def normalise(w: torch.Tensor) -> torch.Tensor:
-    """w / sum(w), with the reference guard: all-zero weights stay zero (the step then has no gradient)."""
-    total = w.sum()
-    return w / (total + (total == 0).to(w.dtype))
+def normalise(w: torch.Tensor, members: int = 1) -> torch.Tensor:
+    """w / sum(w), with the reference guard: all-zero weights stay zero (the step then has no gradient). With
+    ``members`` > 1, each batched run's weights over its own sum."""
+    if members == 1:
+        total = w.sum()
+        return w / (total + (total == 0).to(w.dtype))
+    total = w.reshape(members, -1).sum(dim=1, keepdim=True)
+    return (w.reshape(members, -1) / (total + (total == 0).to(w.dtype))).reshape(w.shape)
 
 
 @contextlib.contextmanager
@@ -36,7 +40,11 @@ def batch_norm_stats_kept(model: torch.nn.Module):
     stops tracking for the while (what ``torch.func.replace_all_batch_norm_modules_`` does for good). For
     forwards that are not training steps, which also run inside torch.func transforms, where a write to a
     buffer is refused."""
-    layers = [m for m in model.modules()
+    from debias.batched import StackedModule
+
+    modules = [m for sub in model.modules() for m in (sub.template.modules() if isinstance(sub, StackedModule)
+                                                       else [sub])]
+    layers = [m for m in modules
               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
     for m in layers:
         m.track_running_stats = False
@@ -48,9 +56,12 @@ def batch_norm_stats_kept(model: torch.nn.Module):
 
 
 class _Reweighted(Baseline):
+    batchable = True  # the step's sums and the weights' normalisation are per run (``members``)
+
     def weights(self, batch, losses: torch.Tensor) -> torch.Tensor:
-        """Per-example weights of the batch (held constant in the step)."""
-        return torch.full_like(losses, 1.0 / losses.numel())
+        """Per-example weights of the batch (held constant in the step); with several runs batched, the weights of
+        each run's own part of the batch."""
+        return torch.full_like(losses, self.members / losses.numel())
 
     def weighted_losses(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(weights, per-example losses with their graph)."""
@@ -61,10 +72,11 @@ class _Reweighted(Baseline):
         self.zero_grad()
         w, losses = self.weighted_losses(batch)
         w = w.detach()
-        loss = (w * losses).sum()
-        loss.backward()
+        loss = member_sum(w * losses, self.members)
+        self.backward(loss)
         self.opt.step()
-        return {"loss": losses.mean().detach(), "weighted_loss": loss.detach(), "weight_sum": w.sum()}
+        return {"loss": member_mean(losses, self.members).detach(), "weighted_loss": loss.detach(),
+                "weight_sum": member_sum(w, self.members)}
 
 
 @register("proportion")
@@ -77,8 +89,14 @@ class Proportion(_Reweighted):
         inv = 1.0 / class_counts(splits["train"]["y"]).clamp(min=1)
         self.class_weight = (inv / inv.sum()).float().to(splits["train"]["y"].device)
 
+    def attach_batch(self, members):
+        self.class_weight = torch.stack([m.class_weight for m in members])  # [runs, classes]
+
     def weights(self, batch, losses):
-        return self.class_weight[batch["y"]]
+        if self.members == 1:
+            return self.class_weight[batch["y"]]
+        run = torch.arange(self.members, device=losses.device).repeat_interleave(losses.numel() // self.members)
+        return self.class_weight[run, batch["y"]]
 
 
 @register("resample")
@@ -91,6 +109,9 @@ class Resample(Baseline):
         self.class_index = [torch.nonzero(y == c).flatten() for c in range(int(y.max()) + 1)]
         if any(len(i) == 0 for i in self.class_index):
             raise ValueError("resample: a class has no training example")
+
+    def attach_batch(self, members):
+        """Nothing to gather: each run draws its batches with its own sampler (``batched.epoch_member_indices``)."""
 
     def batch_sampler(self, n: int, batch_size: int, steps: int, gen: torch.Generator):
         per_class = batch_size // len(self.class_index)
@@ -111,7 +132,12 @@ class HardMining(_Reweighted):
         super().attach(splits)
         self.majority = int(class_counts(splits["train"]["y"]).argmax())
 
+    def attach_batch(self, members):
+        self.majority = torch.tensor([m.majority for m in members])  # per run
+
     def weights(self, batch, losses):
+        if self.members > 1:
+            return self.batched_weights(batch["y"], losses)
         major = batch["y"] == self.majority
         k = max(int((~major).sum()), 1)
         w = (~major).to(losses.dtype)
@@ -125,10 +151,31 @@ class HardMining(_Reweighted):
         w[chosen] = 1.0
         return normalise(w)
 
+    def batched_weights(self, y: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """``weights`` of every run of a batch at once, [runs, b] without a loop: a majority example is chosen where
+        its rank among its run's majority examples (batch order, or loss order for ``ties: loss``) is below that
+        run's k."""
+        runs = self.members
+        y, losses = y.reshape(runs, -1), losses.detach().reshape(runs, -1)
+        major = y == self.majority.to(y.device)[:, None]
+        k = (~major).sum(dim=1, keepdim=True).clamp(min=1)
+        if self.hp["ties"] == "reference":
+            rank = major.long().cumsum(dim=1) - 1
+        elif self.hp["ties"] == "loss":  # rank by loss, highest first, among the majority (stable: batch order)
+            key = torch.where(major, losses, torch.full_like(losses, -torch.inf))
+            order = torch.sort(key, dim=1, descending=True, stable=True).indices
+            rank = torch.empty_like(order).scatter_(1, order, torch.arange(y.shape[1], device=y.device).expand_as(order))
+        else:
+            raise ValueError(f"hardmining ties: expected 'reference' or 'loss', got {self.hp['ties']!r}")
+        w = ((~major) | (major & (rank < k))).to(losses.dtype)
+        return normalise(w.reshape(-1), runs)
+
 
 @register("random")
 class RandomWeights(_Reweighted):
     """w = max(z, 0) / sum max(z, 0), z ~ N(0, 1) per example and step."""
+
+    batchable = False  # its draws come from the process's one RNG stream: batched runs would draw other numbers
 
     def weights(self, batch, losses):
         return normalise(torch.randn(losses.shape, device=losses.device).clamp(min=0))
@@ -153,6 +200,19 @@ class LearningToReweight(_Reweighted):
         self.val_x = val["x"].float().div(255.0) if val["x"].dtype == torch.uint8 else val["x"]
         self.val_y = val["y"]
 
+    def attach_batch(self, members):
+        """Every run's own validation set, one after another (the batched forward splits them by run)."""
+        sizes = {len(m.val_y) for m in members}
+        if len(sizes) != 1:
+            raise ValueError(f"l2rw: batched runs need validation splits of one size; got sizes {sorted(sizes)}")
+        self.val_x = torch.cat([m.val_x for m in members])
+        self.val_y = torch.cat([m.val_y for m in members])
+
+    def val_loss(self, logits: torch.Tensor) -> torch.Tensor:
+        """Mean validation loss; batched, the sum of the runs' own means (run n's look-ahead moves only its own)."""
+        loss = member_mean(per_example_loss(logits, self.val_y), self.members)
+        return loss if loss.dim() == 0 else loss.sum()
+
     def meta_weights(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(weights, per-example losses with their graph kept for the real update)."""
         model = torch.nn.Sequential(self.modules["f"], self.modules["g"])
@@ -163,9 +223,9 @@ class LearningToReweight(_Reweighted):
         grads = torch.autograd.grad((eps * losses).sum(), list(params.values()), create_graph=True)
         lookahead = {k: p - self.hp["meta_lr"] * g for (k, p), g in zip(params.items(), grads)}
         with batch_norm_stats_kept(model):  # the validation forward is no training step
-            val_loss = per_example_loss(functional_call(model, (lookahead, buffers), (self.val_x,)), self.val_y).mean()
+            val_loss = self.val_loss(functional_call(model, (lookahead, buffers), (self.val_x,)))
         (u,) = torch.autograd.grad(val_loss, eps, retain_graph=True)
-        return normalise((-u).clamp(min=0)), losses
+        return normalise((-u).clamp(min=0), self.members), losses
 
     def forward_mode_weights(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The same weights without second-order autodiff. At eps = 0 the look-ahead leaves theta unchanged, so
@@ -176,13 +236,13 @@ class LearningToReweight(_Reweighted):
         buffers = dict(model.named_buffers())
 
         def val_loss(p):
-            return per_example_loss(functional_call(model, (p, buffers), (self.val_x,)), self.val_y).mean()
+            return self.val_loss(functional_call(model, (p, buffers), (self.val_x,)))
 
         with batch_norm_stats_kept(model):  # the real update's forward moves the statistics, once
             direction = torch.func.grad(val_loss)(params)
             _, dots = torch.func.jvp(lambda p: per_example_loss(functional_call(model, (p, buffers), (x,)), y),
                                      (params,), (direction,))
-        return normalise((self.hp["meta_lr"] * dots).clamp(min=0))
+        return normalise((self.hp["meta_lr"] * dots).clamp(min=0), self.members)
 
     def weighted_losses(self, batch):
         if self.hp.get("meta_gradient", "lookahead") == "forward":
