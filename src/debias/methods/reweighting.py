@@ -152,9 +152,9 @@ class HardMining(_Reweighted):
         return normalise(w)
 
     def batched_weights(self, y: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        """``weights`` of every run of a batch at once, [runs, b] without a loop: a majority example is chosen where
-        its rank among its run's majority examples (batch order, or loss order for ``ties: loss``) is below that
-        run's k."""
+        """``weights`` of every run of a batch at once, without a loop (laid out as the batch: run after run): a
+        majority example is chosen where its rank among its run's majority examples (batch order, or loss order
+        for ``ties: loss``) is below that run's k."""
         runs = self.members
         y, losses = y.reshape(runs, -1), losses.detach().reshape(runs, -1)
         major = y == self.majority.to(y.device)[:, None]
