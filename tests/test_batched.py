@@ -383,3 +383,22 @@ def test_batched_l2rw_grid_through_snakemake(tmp_path):
 
 def json_key(d):
     return tuple(sorted(d.items()))
+
+
+def test_a_non_finite_loss_in_one_run_of_a_batch_names_that_run_and_step(tmp_path, monkeypatch):
+    from debias.engine import NonFiniteLoss
+    from debias.methods.erm import Baseline
+
+    update, calls = Baseline.update, {"n": 0}
+
+    def poisoned(self, batch):
+        logs = update(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 5:  # the second step of the second epoch (3 steps an epoch), the batch's second run
+            logs["loss"] = logs["loss"].clone()
+            logs["loss"][1] = float("nan")
+        return logs
+
+    monkeypatch.setattr(Baseline, "update", poisoned)
+    with pytest.raises(NonFiniteLoss, match=r"run t/cell=a/baseline/seed=4: loss = nan at epoch 1, step 4 \(step 1 "):
+        train(tmp_path, "baseline", 3)

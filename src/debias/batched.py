@@ -53,11 +53,12 @@ class StackedModule(nn.Module):
         self._param_names = [k for k, _ in first.named_parameters()]
         self._buffer_names = [k for k, _ in first.named_buffers()]
         self._template = [copy.deepcopy(first).to("meta")]  # structure only; in a list: not a submodule
+        params = [dict(m.named_parameters()) for m in members]
+        buffers = [dict(m.named_buffers()) for m in members]
         for k in self._param_names:
-            rows = [dict(m.named_parameters())[k].detach() for m in members]
-            self.register_parameter(self._key(k), nn.Parameter(torch.stack(rows)))
+            self.register_parameter(self._key(k), nn.Parameter(torch.stack([p[k].detach() for p in params])))
         for k in self._buffer_names:
-            self.register_buffer(self._key(k), torch.stack([dict(m.named_buffers())[k] for m in members]))
+            self.register_buffer(self._key(k), torch.stack([b[k] for b in buffers]))
 
     @staticmethod
     def _key(name: str) -> str:
@@ -107,15 +108,24 @@ def stack_methods(members: list[Method], fresh: Method) -> Method:
         raise ValueError("batched runs: members must be stacked before any optimiser step")
     replaced: dict[int, nn.Parameter] = {}
     for key in list(fresh.modules.keys()):
-        stacked = StackedModule([m.modules[key] for m in members]).to(next(iter(members[0].modules.parameters())).device)
+        stacked = StackedModule([m.modules[key] for m in members])  # on the members' device
+        by_name = stacked.stacked_parameters()
         for name, p in fresh.modules[key].named_parameters():
-            replaced[id(p)] = stacked.stacked_parameters()[name]
+            replaced[id(p)] = by_name[name]
         fresh.modules[key] = stacked
     for opt in fresh.optimizers.values():
         for group in opt.param_groups:
             group["params"] = [replaced[id(p)] for p in group["params"]]
     fresh.members = len(members)
     return fresh
+
+
+def attach(batched: Method, members: list[Method], member_splits: list[dict[str, dict[str, torch.Tensor]]]) -> None:
+    """``Method.attach`` of a batched method: each run's own method attached to its own splits, then what
+    ``update`` reads gathered from them (``Method.attach_batch``)."""
+    for member, splits in zip(members, member_splits):
+        member.attach(splits)
+    batched.attach_batch(members)
 
 
 def load_member(batched: Method, member: Method, i: int) -> Method:
@@ -158,10 +168,6 @@ class StackedSplits:
         return out
 
 
-def _member_value(v: torch.Tensor, i: int) -> torch.Tensor:
-    return v[i] if v.dim() > 0 else v  # a logged scalar shared by every member (e.g. a ramp factor)
-
-
 def epoch_member_indices(members: list[Method], specs: list[RunSpec], n: int, batch_size: int, epoch: int,
                          steps: int, device):
     """Per step, [N, batch_size] indices: row i the batch run i draws alone (``engine.epoch_indices``: its own
@@ -173,6 +179,21 @@ def epoch_member_indices(members: list[Method], specs: list[RunSpec], n: int, ba
         return
     streams = [epoch_indices(m, n, batch_size, s.seed, epoch, steps, device) for m, s in zip(members, specs)]
     yield from (torch.stack(step) for step in zip(*streams))
+
+
+def epoch_means(specs: list[RunSpec], epoch: int, steps_per_epoch: int,
+                step_logs: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
+    """Each run's epoch mean of every logged value (a value of shape [N] per step, or one shared by every run),
+    computed for all runs at once; a NaN or Inf stops training as ``engine.fit`` does, naming the run and the step."""
+    N = len(specs)
+    logs = {k: torch.stack([s[k].float().reshape(-1) for s in step_logs]) for k in step_logs[0]}  # [steps, N or 1]
+    finite = torch.stack([torch.isfinite(v).all(dim=0).expand(N) for v in logs.values()]).all(dim=0).tolist()
+    for i, ok in enumerate(finite):
+        if not ok:
+            _check_finite(specs[i], epoch, steps_per_epoch,
+                          [{k: v[j, min(i, v.shape[1] - 1)] for k, v in logs.items()} for j in range(len(step_logs))])
+    means = {k: v.mean(dim=0).tolist() for k, v in logs.items()}
+    return [{k: m[min(i, len(m) - 1)] for k, m in means.items()} for i in range(N)]
 
 
 def fit_batched(batched: Method, members: list[Method], member_splits: list[dict[str, dict[str, torch.Tensor]]],
@@ -197,9 +218,7 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
     epochs = -(-total_steps // steps_per_epoch)
     device = train.which.device
     eval_names = [k for k in member_splits[0] if first.eval_splits is None or k in first.eval_splits]
-    for member, splits in zip(members, member_splits):
-        member.attach(splits)
-    batched.attach_batch(members)
+    attach(batched, members, member_splits)
 
     start_epoch, histories, elapsed = 0, [[] for _ in specs], 0.0
     if state_path.is_file():
@@ -229,12 +248,9 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
             step_logs.append(batched.update(train.batch(idx)))
             bar.update(1)
         batched.on_epoch_end(epoch)
+        means = epoch_means(specs, epoch, steps_per_epoch, step_logs)
         for i, spec in enumerate(specs):
-            logs_i = [{k: _member_value(v, i) for k, v in s.items()} for s in step_logs]
-            _check_finite(spec, epoch, steps_per_epoch, logs_i)
-            entry = {"epoch": epoch + 1, **epoch_logs}
-            for key in logs_i[0]:
-                entry[key] = torch.stack([s[key].float().reshape(()) for s in logs_i]).mean().item()
+            entry = {"epoch": epoch + 1, **epoch_logs, **means[i]}
             if spec.eval_every and (epoch + 1) % spec.eval_every == 0 and epoch + 1 != epochs:
                 load_member(batched, members[i], i)
                 for name in eval_names:

@@ -93,7 +93,7 @@ def train_cells(
     cls_name, hp = method_entry(row, hparams)
     cls = methods.get(cls_name)
     determinism = configure_determinism(train_cfg.get("deterministic", True))
-    k = int(train_cfg.get("batch_runs", 1))
+    k = max(1, int(train_cfg.get("batch_runs", 1)))
     items = [(cell, run) for cell in cells for run in cell.runs]
     if k > 1 and len(items) > 1:
         from debias.batched import batchable
@@ -106,8 +106,8 @@ def train_cells(
                              f"train.channels_last = {train_cfg.get('channels_last')}: batched runs are neither "
                              f"compiled nor channels-last; set compile: none and channels_last: false, or batch_runs: 1")
     results = []
-    for start in range(0, len(items), max(k, 1)):
-        chunk = items[start : start + max(k, 1)]
+    for start in range(0, len(items), k):
+        chunk = items[start : start + k]
         t_start, started_unix = time.monotonic(), time.time()
         built = []
         for cell, run in chunk:
@@ -200,6 +200,5 @@ def _fit_batch(cls, hp, make_backbone, device, built) -> list[dict[str, Any]]:
     members = [b[2] for b in built]
     batched = stack_methods(members, cls(make_backbone(), hp).to(device))
     specs = [b[4] for b in built]
-    outs = fit_batched(batched, members, [cell.splits_of(run) for cell, run, *_ in built], specs,
+    return fit_batched(batched, members, [cell.splits_of(run) for cell, run, *_ in built], specs,
                        state_path=specs[0].state_path, fingerprint=fingerprint([s.fingerprint for s in specs]))
-    return outs

@@ -289,13 +289,11 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
     method = cls(case.make_backbone(), case.hp).to(device)
     stacked = None
     if case.batch_runs > 1:
-        from debias.batched import StackedSplits, stack_methods
+        from debias.batched import StackedSplits, attach, stack_methods
 
         members = [cls(case.make_backbone(), case.hp).to(device) for _ in range(case.batch_runs)]
         method = stack_methods(members, method)
-        for m in members:
-            m.attach(splits)
-        method.attach_batch(members)
+        attach(method, members, [splits] * case.batch_runs)
         stacked = StackedSplits([train] * case.batch_runs)
     if case.channels_last:
         method.modules.to(memory_format=torch.channels_last)
