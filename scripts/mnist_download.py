@@ -9,11 +9,7 @@ from debias.jobs import start_job  # noqa: E402
 start_job(snakemake)  # noqa: F821
 
 from debias.data.mnist import download_mnist  # noqa: E402
-from debias.errors import MissingData  # noqa: E402
 
 p = snakemake.params  # noqa: F821
 root = Path(snakemake.output[0]).parents[2]  # noqa: F821  (<root>/MNIST/raw/<file>)
-if not p.allowed:
-    raise MissingData(f"MNIST is missing under {root} (config key mnist.root) and allow_download is false; "
-                      "set allow_download: true, or put torchvision's raw IDX files in <root>/MNIST/raw/")
 download_mnist(root, p.mirrors)

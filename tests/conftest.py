@@ -48,7 +48,8 @@ def job_counts(stdout: str) -> dict[str, int]:
 
 def full_data_missing_downloads_off(tmp_path, experiment, mutate_section):
     """Dry-run ``experiment`` with its full-scale section, data under a missing folder and ``allow_download:
-    false``; check the run stopped before any job and wrote nothing; return its console output."""
+    false``; check the run stopped before any job (Snakemake: missing input files), warned with the key and wrote
+    nothing; return its console output."""
     def mutate(cfg):
         cfg["allow_download"] = False
         cfg[experiment] = yaml.safe_load((ROOT / "config/config.yaml").read_text())[experiment]
@@ -57,7 +58,8 @@ def full_data_missing_downloads_off(tmp_path, experiment, mutate_section):
     proc = snakemake(experiment, "-n", "--cores", 1, "--configfile", write_config(tmp_path, mutate))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "allow_download is false" in out and f"rule {experiment}_" not in out
+    assert "allow_download is false" in out and f"Missing input files for rule {experiment}_" in out
+    assert not job_counts(proc.stdout)
     assert not (tmp_path / "results").exists()
     return out
 

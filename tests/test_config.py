@@ -1,4 +1,5 @@
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -80,17 +81,31 @@ def test_one_bad_value_reports_that_key_only(path, value, error):
     assert str(err.value).splitlines() == ["invalid config:", f"  config key {error}"]
 
 
-def test_offline_without_data_names_path_and_key(tmp_path):
+def test_offline_without_data_warns_with_path_key_and_targets(tmp_path, capsys):
+    """Missing data is not a config error (other experiments may run): one warning per dataset, on stderr."""
     cfg = load()
     cfg["allow_download"] = False
     cfg["mnist"]["root"] = str(tmp_path / "mnist")
-    with pytest.raises(ConfigError, match=r"mnist\.root: .*mnist.*train-images-idx3-ubyte.*allow_download"):
-        check(cfg, SCHEMA)
-
-
-def test_authors_source_needs_the_files(tmp_path):
-    cfg = load()
-    cfg["colored_mnist"]["source"] = "authors"
-    cfg["colored_mnist"]["authors_dir"] = str(tmp_path)
-    with pytest.raises(ConfigError, match=r"colored_mnist\.authors_dir: .*mnist_10color_jitter_var_0\.020\.npy"):
-        check(cfg, SCHEMA)
+    cfg["colored_mnist"].update(source="authors", authors_dir=str(tmp_path / "authors"))
+    cfg["coco"].update(root=str(tmp_path / "coco"), wang_dir=str(tmp_path / "coco/wang"))
+    cfg["waterbirds"]["root"] = str(tmp_path / "wb")
+    cfg["reweighting"]["fairface"]["root"] = str(tmp_path / "ff")
+    warnings = check(cfg, SCHEMA)
+    expected = [
+        (r"colored_mnist\.authors_dir: .*authors/mnist_10color_jitter_var_0\.020\.npy, .*_0\.050\.npy missing",
+         "(colored_mnist, all)"),
+        (r"mnist\.root: .*mnist/MNIST/raw/train-images-idx3-ubyte, .*t10k-labels-idx1-ubyte missing and "
+         r"allow_download is false", "(colored_mnist, reweighting, all)"),
+        (r"reweighting\.fairface\.root: .*ff/fairface_label_train\.csv, .*ff/fairface_label_val\.csv not found",
+         "the other jobs run"),
+        (r"coco\.wang_dir and coco\.root: .*coco/wang/object_id\.map.*coco/val2014 missing", "(coco, all)"),
+        (r"waterbirds\.root: .*wb/waterbirds_v1\.0/metadata\.csv missing", "(waterbirds, all)"),
+    ]
+    assert len(warnings) == len(expected)
+    for w, (pattern, targets) in zip(warnings, expected):
+        assert re.match("config key " + pattern, w) and targets in w, w
+    assert capsys.readouterr().err.splitlines() == [f"WARNING: {w}" for w in warnings]
+    # with downloads allowed only the datasets no script can fetch remain
+    cfg["allow_download"] = True
+    assert [w.split(":")[0] for w in check(cfg, SCHEMA)] == ["config key colored_mnist.authors_dir",
+                                                             "config key reweighting.fairface.root"]

@@ -63,6 +63,47 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_missing_data_offline_stops_only_the_experiments_that_need_it(tmp_path):
+    """Downloads off, COCO and Waterbirds (full-scale sections) absent: colored MNIST still runs; MNIST absent
+    too: a colored-MNIST run stops before any job, naming the file (Snakemake) and the key (our warning)."""
+    full = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+    def offline(cfg, mnist_missing):
+        cfg["allow_download"] = False
+        for exp in ("coco", "waterbirds"):
+            cfg[exp] = full[exp]
+        cfg["coco"].update(root=str(tmp_path / "nowhere/coco"), wang_dir=str(tmp_path / "nowhere/wang"))
+        cfg["waterbirds"]["root"] = str(tmp_path / "nowhere/wb")
+        if mnist_missing:
+            cfg["mnist"] = {"source": "torchvision", "root": str(tmp_path / "nowhere/mnist")}
+
+    proc = snakemake("colored_mnist", "-n", "--cores", 1, "--configfile",
+                     write_config(tmp_path, lambda c: offline(c, False)), check=True)
+    out = proc.stdout + proc.stderr
+    assert job_counts(proc.stdout)["colored_mnist_train"] == 3
+    assert "WARNING: config key coco.wang_dir and coco.root:" in out and "(coco, all)" in out
+    assert "WARNING: config key waterbirds.root:" in out
+    proc = snakemake("-n", "--cores", 1, "--configfile", write_config(tmp_path, lambda c: offline(c, False)))
+    assert proc.returncode != 0 and "rule coco_prepare" in proc.stdout + proc.stderr
+    assert "nowhere/wang/train.data" in proc.stdout + proc.stderr
+
+    proc = snakemake("colored_mnist", "-n", "--cores", 1, "--configfile",
+                     write_config(tmp_path, lambda c: offline(c, True)))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "colored_mnist_train" not in job_counts(proc.stdout)
+    assert "WARNING: config key mnist.root:" in out and "(colored_mnist, reweighting, all)" in out
+    assert "Missing input files for rule colored_mnist_prepare" in out
+    assert "nowhere/mnist/MNIST/raw/train-images-idx3-ubyte" in out.split("Missing input files")[1]
+    # the authors' colored-MNIST files are inputs of the prepare jobs too (no download exists for them)
+    authors = write_config(tmp_path, lambda c: c["colored_mnist"].update(source="authors",
+                                                                         authors_dir=str(tmp_path / "nowhere")))
+    proc = snakemake("colored_mnist", "-n", "--cores", 1, "--configfile", authors)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "WARNING: config key colored_mnist.authors_dir:" in out
+    assert "nowhere/mnist_10color_jitter_var_0.020.npy" in out.split("Missing input files for rule colored_mnist_prepare")[1]
+    assert not (tmp_path / "results").exists()
+
+
 def test_bad_fairface_csv_fails_its_job_with_the_message_first(tmp_path):
     """A data error inside a job script: the console shows the message (file, line, value) before Snakemake's
     report of the failed job, and the job log holds it without a traceback."""

@@ -1,7 +1,10 @@
 """Config validation: the JSON schema first, then what a schema cannot say (known methods, data on disk).
 
 Every error names the config key, the value found and what was expected, and is raised before any job
-starts (the Snakefile calls ``check`` while it builds the DAG).
+starts (the Snakefile calls ``check`` while it builds the DAG). Data missing on disk is not an error of the
+config: it concerns only the experiments that read it, so ``check`` prints a warning naming the key and the
+files, and the rules declare the files as inputs, so that Snakemake stops before any job a run whose targets
+need them and runs the others (``snakemake colored_mnist`` without COCO on disk).
 """
 
 from __future__ import annotations
@@ -44,8 +47,11 @@ def method_entry(row: str, entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return hp.pop("method", row), hp
 
 
-def check(config: dict[str, Any], schema_path: str | Path) -> None:
-    """Raise ConfigError listing every problem of ``config``."""
+def check(config: dict[str, Any], schema_path: str | Path) -> list[str]:
+    """Raise ConfigError listing every problem of ``config``; print (to stderr) and return a warning for each
+    dataset missing on disk that the run may not fetch."""
+    import sys
+
     errors = schema_errors(config, schema_path)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
@@ -55,6 +61,54 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     errors += _check_waterbirds(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    warnings = missing_data(config)
+    for w in warnings:
+        print(f"WARNING: {w}", file=sys.stderr)
+    return warnings
+
+
+def missing_data(config: dict[str, Any]) -> list[str]:
+    """One message per dataset that is not on disk and may not be fetched (``allow_download: false``, or FairFace,
+    which no script can fetch), naming its config key, the files and the targets that need it."""
+    from debias.data import coco_download, colored_mnist, fairface, mnist, waterbirds
+
+    out = []
+    offline = not config["allow_download"]
+    cm = config["colored_mnist"]
+    if cm["source"] == "authors":
+        files = [colored_mnist.authors_file(cm["authors_dir"], s) for s in cm["sigma2"]]
+        if any(not p.is_file() for p in files):
+            out.append(_missing("colored_mnist.authors_dir", [p for p in files if not p.is_file()], "colored_mnist",
+                                "the authors' files cannot be downloaded by the pipeline, fetch them from the link "
+                                "in their dataset README"))
+    if config["mnist"]["source"] == "torchvision" and offline and mnist.missing_files(config["mnist"]["root"]):
+        out.append(_missing("mnist.root", mnist.missing_files(config["mnist"]["root"]), "colored_mnist, reweighting",
+                            "expected torchvision's raw IDX layout <root>/MNIST/raw/*-ubyte, or set allow_download: "
+                            "true"))
+    ff = config["reweighting"]["fairface"]
+    csvs = [fairface.label_csv(ff["root"], s) for s in ("train", "val")]
+    if ff["source"] == "release" and any(not p.is_file() for p in csvs):
+        out.append(f"config key reweighting.fairface.root: {', '.join(str(p) for p in csvs if not p.is_file())} not "
+                   "found; the FairFace jobs will fail until the release is placed there (see README, 'FairFace "
+                   "data'), the other jobs run")
+    coco = config.get("coco")
+    if coco and coco["source"] != "embedded" and offline and coco_download.missing(coco):
+        key = "coco.wang_dir and coco.root" if coco["source"] == "wang" else "coco.root"
+        out.append(_missing(key, coco_download.missing(coco), "coco",
+                            "place COCO 2014 (and Wang et al.'s split files) there, or set allow_download: true"))
+    wb = config.get("waterbirds")
+    if wb and wb["source"] != "embedded" and offline:
+        meta = waterbirds.metadata_file(wb["root"], wb["source"])
+        if not meta.is_file():
+            out.append(_missing("waterbirds.root", [meta], "waterbirds",
+                                f"place the {wb['source']} release folder {meta.parent.name}/ under {wb['root']!r} "
+                                "(README, 'Waterbirds'), or set allow_download: true"))
+    return out
+
+
+def _missing(key: str, files, targets: str, what_to_do: str) -> str:
+    return (f"config key {key}: {', '.join(map(str, files))} missing and allow_download is false; a run whose "
+            f"targets need them ({targets}, all) stops before any job; {what_to_do}")
 
 
 def _check_methods(section: dict[str, Any], prefix: str, rows: list[str] | None = None) -> list[str]:
@@ -89,52 +143,28 @@ def _check_methods(section: dict[str, Any], prefix: str, rows: list[str] | None 
 
 
 def _check_colored_mnist(config: dict[str, Any]) -> list[str]:
-    from debias.data import colored_mnist, mnist
+    from debias.data import mnist
 
     section = config["colored_mnist"]
     errors = _check_methods(section, "colored_mnist")
-    if section["source"] == "authors":
-        if not section.get("authors_dir"):
-            errors.append("config key colored_mnist.authors_dir: required when colored_mnist.source is 'authors'")
-        else:
-            for s in section["sigma2"]:
-                path = colored_mnist.authors_file(section["authors_dir"], s)
-                if not path.is_file():
-                    errors.append(f"config key colored_mnist.authors_dir: {path} is missing (sigma2 = "
-                                  f"{colored_mnist.sigma2_tag(s)}); the authors' files cannot be downloaded "
-                                  "by the pipeline, fetch them from the link in their dataset README")
-    elif config["mnist"]["source"] == "torchvision" and not config["allow_download"]:
-        missing = mnist.missing_files(config["mnist"]["root"])
-        if missing:
-            errors.append(f"config key mnist.root: {config['mnist']['root']!r} lacks "
-                          f"{', '.join(map(str, missing))} and allow_download is false; expected torchvision's "
-                          "raw IDX layout <root>/MNIST/raw/*-ubyte, or set allow_download: true")
-    elif config["mnist"]["source"] == "torchvision" and not config["mnist"].get("mirrors"):
-        if mnist.missing_files(config["mnist"]["root"]):
-            errors.append("config key mnist.mirrors: MNIST must be downloaded but no mirror is set")
+    if section["source"] == "authors" and not section.get("authors_dir"):
+        errors.append("config key colored_mnist.authors_dir: required when colored_mnist.source is 'authors'")
+    elif (section["source"] == "generate" and config["mnist"]["source"] == "torchvision" and config["allow_download"]
+          and not config["mnist"].get("mirrors") and mnist.missing_files(config["mnist"]["root"])):
+        errors.append("config key mnist.mirrors: MNIST must be downloaded but no mirror is set")
     return errors
 
 
 def _check_reweighting(config: dict[str, Any]) -> list[str]:
-    import sys
-
-    from debias.data import fairface
-
     section = config["reweighting"]
     errors = []
     for exp in ("fairface", "l2rw_mnist"):
         errors += _check_methods(section[exp], f"reweighting.{exp}", rows=section["methods"])
-    ff = section["fairface"]
-    missing = [str(p) for p in (fairface.label_csv(ff["root"], s) for s in ("train", "val")) if not p.is_file()]
-    if missing and ff["source"] == "release":
-        # FairFace cannot be downloaded by a script: the other experiments still run; its jobs fail with this message
-        print(f"WARNING: config key reweighting.fairface.root: {', '.join(missing)} not found; the FairFace jobs "
-              "will fail until the release is placed there (see README, 'FairFace data')", file=sys.stderr)
     return errors
 
 
 def _check_coco(config: dict[str, Any]) -> list[str]:
-    """The COCO section (optional): rows known, lr of Table 3 in the grid, crop sizes, data on disk."""
+    """The COCO section (optional): rows known, lr of Table 3 in the grid, crop sizes, a download URL if needed."""
     if "coco" not in config:
         return []
     from debias import methods
@@ -171,22 +201,16 @@ def _check_coco(config: dict[str, Any]) -> list[str]:
     if section["source"] == "wang" and not section.get("wang_dir"):
         errors.append("config key coco.wang_dir: required when coco.source is 'wang'")
     elif section["source"] != "embedded":
-        missing = coco_download.missing(section)
-        key = "coco.wang_dir and coco.root" if section["source"] == "wang" else "coco.root"
-        if missing and not config["allow_download"]:
-            errors.append(f"config key {key}: {', '.join(map(str, missing))} missing and allow_download is false; "
-                          "place COCO 2014 (and Wang et al.'s split files) there, or set allow_download: true")
-        elif missing and not section.get("download", {}).get("coco"):
+        if (config["allow_download"] and not section.get("download", {}).get("coco")
+                and coco_download.missing(section)):
             errors.append("config key coco.download: the COCO data must be downloaded but no URL is set")
     return errors
 
 
 def _check_waterbirds(config: dict[str, Any]) -> list[str]:
-    """The Waterbirds section (optional): rows known, crop within the resize, selection evaluable, data on disk."""
+    """The Waterbirds section (optional): rows known, crop within the resize, selection evaluable."""
     if "waterbirds" not in config:
         return []
-    from debias.data import waterbirds
-
     section = config["waterbirds"]
     errors = _check_methods(section, "waterbirds")
     img = section["image"]
@@ -198,10 +222,4 @@ def _check_waterbirds(config: dict[str, Any]) -> list[str]:
         if any(r != "last" for r in rules) and (train["eval_every"] != 1 or "val" not in train.get("eval_splits", ["val"])):
             errors.append(f"config key waterbirds.hparams.{row}.select: {rules} selects by validation metrics, which "
                           "needs waterbirds.train.eval_every: 1 and val in waterbirds.train.eval_splits")
-    if section["source"] != "embedded":
-        meta = waterbirds.metadata_file(section["root"], section["source"])
-        if not meta.is_file() and not config["allow_download"]:
-            errors.append(f"config key waterbirds.root: {meta} missing and allow_download is false; place the "
-                          f"{section['source']} release folder {meta.parent.name}/ under {section['root']!r} "
-                          "(README, 'Waterbirds'), or set allow_download: true")
     return errors

@@ -18,9 +18,9 @@ if COCO["source"] == "embedded":
         script:
             "../../scripts/coco_embedded.py"
 
-elif _coco_dl.missing(COCO):
-    # defined only while files are missing (never deletes a user's COCO); config.py stops the run before any
-    # job when allow_download is false
+elif config["allow_download"] and _coco_dl.missing(COCO):
+    # defined only while files are missing (never deletes a user's COCO); without downloads the files have
+    # no rule, so Snakemake stops before any job a run that needs them (config.py warns with the key)
 
     rule coco_download:
         output:

@@ -5,7 +5,7 @@
 # One job per sigma2, or (sigma2_per_job: all) one job preparing every sigma2.
 rule colored_mnist_prepare:
     input:
-        [] if CM["source"] == "authors" else MNIST_RAW,
+        cm_prepare_inputs,
     output:
         data=[f"{CM_PREPARED}/sigma2={v}.pt" for v in CM_JOB_SIGMA2],
         recipe=[f"{CM_PREPARED}/sigma2={v}.json" for v in CM_JOB_SIGMA2],

@@ -49,6 +49,16 @@ def cm_job_sigma2(wc):
     return [wc.sigma2] if CM["sigma2_per_job"] == 1 else list(CM_SIGMA2)
 
 
+def cm_prepare_inputs(wc):
+    """What a prepare job reads: MNIST, or (source: authors) the authors' file of each of its sigma2 values, so that a
+    missing one stops a run that needs it before any job."""
+    if CM["source"] != "authors":
+        return MNIST_RAW
+    from debias.data.colored_mnist import authors_file
+
+    return [str(authors_file(CM["authors_dir"], float(v))) for v in cm_job_sigma2(wc)]
+
+
 def cm_bench_files():
     names = dict.fromkeys(CM_JOB_NAME.format(seed=s) for s in CM_SEEDS)  # one per job, in seed order
     paths = dict.fromkeys(CM_JOB_PATH.format(sigma2=v, method=m) for v in CM_SIGMA2 for m in CM_ROWS)

@@ -21,15 +21,15 @@ if MNIST_CFG["source"] == "embedded":
         script:
             "../../scripts/mnist_embedded.py"
 
-elif any(not Path(p).is_file() for p in MNIST_RAW):
-    # defined only while files are missing, so a forced rerun never deletes a user's MNIST
+elif config["allow_download"] and any(not Path(p).is_file() for p in MNIST_RAW):
+    # defined only while files are missing, so a forced rerun never deletes a user's MNIST; without downloads the
+    # files have no rule, so Snakemake stops before any job a run that needs them (config.py warns with the key)
 
     rule mnist_download:
         output:
             MNIST_RAW,
         params:
             mirrors=MNIST_CFG.get("mirrors", []),
-            allowed=config["allow_download"],
         log:
             f"{RESULTS}/logs/data/mnist_download.log",
         threads: 1

@@ -18,9 +18,9 @@ if WB["source"] == "embedded":
         script:
             "../../scripts/waterbirds_embedded.py"
 
-elif not Path(wb_data_input()).is_file():
-    # defined only while the release is missing (never deletes a user's copy); config.py stops the run before any
-    # job when allow_download is false
+elif config["allow_download"] and not Path(wb_data_input()).is_file():
+    # defined only while the release is missing (never deletes a user's copy); without downloads the files have
+    # no rule, so Snakemake stops before any job a run that needs them (config.py warns with the key)
 
     rule waterbirds_download:
         output:
