@@ -109,3 +109,23 @@ def test_offline_without_data_warns_with_path_key_and_targets(tmp_path, capsys):
     cfg["allow_download"] = True
     assert [w.split(":")[0] for w in check(cfg, SCHEMA)] == ["config key colored_mnist.authors_dir",
                                                              "config key reweighting.fairface.root"]
+
+
+def test_a_training_job_checks_its_own_row_naming_the_key():
+    """What the driver cannot check without torch, each job checks when it starts (runner and COCO)."""
+    from debias.config import COCO_GRID_KEYS, row_method
+    from debias.runner import train_cells
+
+    cfg = load()
+    entry = dict(cfg["reweighting"]["fairface"]["hparams"]["l2rw"])
+    del entry["lr"]
+    with pytest.raises(ConfigError, match=r"^invalid config:\n  config key reweighting\.fairface\.hparams\.l2rw: "
+                                          r"method 'l2rw' needs 'lr'$"):
+        train_cells(experiment="fairface", cells=[], row="l2rw", hparams=entry, train_cfg={}, make_backbone=None,
+                    model_cfg={}, device="cpu")
+    with pytest.raises(ConfigError, match=r"config key colored_mnist\.hparams\.gray\.method: unknown method 'grey'"):
+        row_method("colored_mnist", "gray", {**cfg["colored_mnist"]["hparams"]["gray"], "method": "grey"})
+    cls, hp = row_method("coco", "mixup", cfg["coco"]["hparams"]["mixup"], supplied=COCO_GRID_KEYS)
+    assert cls.name == "mixup" and "lr" not in hp
+    with pytest.raises(ConfigError, match=r"config key coco\.hparams\.mixup: method 'mixup' needs 'lr'"):
+        row_method("coco", "mixup", cfg["coco"]["hparams"]["mixup"])

@@ -62,6 +62,9 @@ def check(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     warnings = missing_data(config)
+    if _registry() is None:
+        warnings.append("methods and their hyperparameters are not checked here: this environment has no torch (the "
+                        "driver's, envs/snakemake.yaml); each training job checks its own row when it starts")
     for w in warnings:
         print(f"WARNING: {w}", file=sys.stderr)
     return warnings
@@ -70,13 +73,13 @@ def check(config: dict[str, Any], schema_path: str | Path) -> list[str]:
 def missing_data(config: dict[str, Any]) -> list[str]:
     """One message per dataset that is not on disk and may not be fetched (``allow_download: false``, or FairFace,
     which no script can fetch), naming its config key, the files and the targets that need it."""
-    from debias.data import coco_download, colored_mnist, fairface, mnist, waterbirds
+    from debias.data import coco_download, layout, mnist
 
     out = []
     offline = not config["allow_download"]
     cm = config["colored_mnist"]
     if cm["source"] == "authors":
-        files = [colored_mnist.authors_file(cm["authors_dir"], s) for s in cm["sigma2"]]
+        files = [layout.colored_mnist_authors_file(cm["authors_dir"], s) for s in cm["sigma2"]]
         if any(not p.is_file() for p in files):
             out.append(_missing("colored_mnist.authors_dir", [p for p in files if not p.is_file()], "colored_mnist",
                                 "the authors' files cannot be downloaded by the pipeline, fetch them from the link "
@@ -86,7 +89,7 @@ def missing_data(config: dict[str, Any]) -> list[str]:
                             "expected torchvision's raw IDX layout <root>/MNIST/raw/*-ubyte, or set allow_download: "
                             "true"))
     ff = config["reweighting"]["fairface"]
-    csvs = [fairface.label_csv(ff["root"], s) for s in ("train", "val")]
+    csvs = [layout.fairface_label_csv(ff["root"], s) for s in ("train", "val")]
     if ff["source"] == "release" and any(not p.is_file() for p in csvs):
         out.append(f"config key reweighting.fairface.root: {', '.join(str(p) for p in csvs if not p.is_file())} not "
                    "found; the FairFace jobs will fail until the release is placed there (see README, 'FairFace "
@@ -98,7 +101,7 @@ def missing_data(config: dict[str, Any]) -> list[str]:
                             "place COCO 2014 (and Wang et al.'s split files) there, or set allow_download: true"))
     wb = config.get("waterbirds")
     if wb and wb["source"] != "embedded" and offline:
-        meta = waterbirds.metadata_file(wb["root"], wb["source"])
+        meta = layout.waterbirds_metadata_file(wb["root"], wb["source"])
         if not meta.is_file():
             out.append(_missing("waterbirds.root", [meta], "waterbirds",
                                 f"place the {wb['source']} release folder {meta.parent.name}/ under {wb['root']!r} "
@@ -111,29 +114,59 @@ def _missing(key: str, files, targets: str, what_to_do: str) -> str:
             f"targets need them ({targets}, all) stops before any job; {what_to_do}")
 
 
-def _check_methods(section: dict[str, Any], prefix: str, rows: list[str] | None = None) -> list[str]:
-    """Every row has an hparams entry naming a known method with the keys it needs; ``rows`` default to
-    the section's ``methods``."""
+def _registry():
+    """The method registry (``debias.methods``), or None in an environment without torch: the driver's on a cluster
+    (``envs/snakemake.yaml``), which builds the DAG but runs no job."""
+    try:
+        from debias import methods
+    except ModuleNotFoundError as err:
+        if err.name not in ("torch", "torchvision", "numpy"):
+            raise
+        return None
+    return methods
+
+
+def method_errors(prefix: str, row: str, entry: dict[str, Any], methods, supplied: tuple[str, ...] = (),
+                  row_key: str | None = None) -> list[str]:
+    """An unknown method, or the hyperparameters its class needs that a row's ``hparams`` entry lacks (``supplied``:
+    keys the job adds from a grid); ``row_key`` names the row in a message about an unknown method."""
+    cls, hp = method_entry(row, entry)
+    if cls not in methods.names():
+        key = f"{prefix}.hparams.{row}.method" if "method" in entry else (row_key or f"{prefix}.hparams.{row}")
+        return [f"config key {key}: unknown method {cls!r}; expected one of {', '.join(methods.names())}"]
+    return [f"config key {prefix}.hparams.{row}: method {cls!r} needs {name!r}"
+            for name in getattr(methods.get(cls), "hparams", ()) if name not in hp and name not in supplied]
+
+
+def row_method(prefix: str, row: str, entry: dict[str, Any], supplied: tuple[str, ...] = ()):
+    """(method class, hyperparameters) of a table row for a training job, which checks its row itself (the driver
+    may have had no torch to check it with; ``_registry``). Raises ConfigError naming the key."""
     from debias import methods
 
+    errors = method_errors(prefix, row, entry, methods, supplied)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    cls, hp = method_entry(row, entry)
+    return methods.get(cls), hp
+
+
+SECTIONS = {"fairface": "reweighting.fairface", "l2rw_mnist": "reweighting.l2rw_mnist"}  # experiment -> config key
+
+
+def _check_methods(section: dict[str, Any], prefix: str, rows: list[str] | None = None) -> list[str]:
+    """Every row has an hparams entry naming a known method with the keys it needs (where the registry can be
+    imported); ``rows`` default to the section's ``methods``."""
+    methods = _registry()
     errors = []
-    known = methods.names()
     rows = section["methods"] if rows is None else rows
     for i, row in enumerate(rows):
         if row not in section["hparams"]:
             errors.append(f"config key {prefix}.hparams: no entry for method row {row!r} "
                           f"(entries: {', '.join(section['hparams'])})")
             continue
-        cls, hp = method_entry(row, section["hparams"][row])
-        if cls not in known:
-            key = f"{prefix}.hparams.{row}.method" if "method" in section["hparams"][row] else f"{prefix}.methods[{i}]"
-            errors.append(f"config key {key}: unknown method {cls!r}; expected one of {', '.join(known)}")
-            continue
-        needed = getattr(methods.get(cls), "hparams", ())
-        for name in needed:
-            if name not in hp:
-                errors.append(f"config key {prefix}.hparams.{row}: method {cls!r} needs {name!r}")
-        init = hp.get("init_from")
+        if methods:
+            errors += method_errors(prefix, row, section["hparams"][row], methods, row_key=f"{prefix}.methods[{i}]")
+        init = section["hparams"][row].get("init_from")
         if init is not None and init not in rows:
             errors.append(f"config key {prefix}.hparams.{row}.init_from: {init!r} is not a row of the table "
                           f"({', '.join(rows)})")
@@ -163,26 +196,23 @@ def _check_reweighting(config: dict[str, Any]) -> list[str]:
     return errors
 
 
+COCO_GRID_KEYS = ("lr", "pairing")  # a COCO row's hyperparameters that come from the grid, not from its entry
+
+
 def _check_coco(config: dict[str, Any]) -> list[str]:
     """The COCO section (optional): rows known, lr of Table 3 in the grid, crop sizes, a download URL if needed."""
     if "coco" not in config:
         return []
-    from debias import methods
     from debias.data import coco_download
 
+    methods = _registry()
     section, errors = config["coco"], []
     for aug in section["augmentations"]:
         if aug not in section["hparams"]:
             errors.append(f"config key coco.hparams: no entry for augmentation {aug!r}")
             continue
-        cls, hp = method_entry(aug, section["hparams"][aug])
-        if cls not in methods.names():
-            errors.append(f"config key coco.hparams.{aug}: unknown method {cls!r}; expected one of "
-                          f"{', '.join(methods.names())}")
-            continue
-        for name in methods.get(cls).hparams:
-            if name not in hp and name not in ("lr", "pairing"):  # lr and pairing come from the grid
-                errors.append(f"config key coco.hparams.{aug}: method {cls!r} needs {name!r}")
+        if methods:
+            errors += method_errors("coco", aug, section["hparams"][aug], methods, supplied=COCO_GRID_KEYS)
     if section["table3_lr"] not in section["lrs"]:
         errors.append(f"config key coco.table3_lr: {section['table3_lr']} is not one of coco.lrs {section['lrs']}")
     f1m = section.get("f1_matched")

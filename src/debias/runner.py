@@ -17,8 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from debias import methods
-from debias.config import method_entry
+from debias.config import SECTIONS, row_method
 from debias.engine import RunSpec, fit
 from debias.determinism import configure as configure_determinism
 from debias.io import sha256_file, torch_save, write_json
@@ -90,8 +89,8 @@ def train_cells(
     ``[last]``); the first rule's weights are the run's ``model.pt`` and ``metrics``, every rule's epoch and
     metrics go to ``selections`` in metrics.json. ``group_weights`` (e.g. the training split's group counts) add
     the weighted group accuracy to every evaluation. ``extra_record(method, run)`` adds keys to a run's record."""
-    cls_name, hp = method_entry(row, hparams)
-    cls = methods.get(cls_name)
+    cls, hp = row_method(SECTIONS.get(experiment, experiment), row, hparams)
+    cls_name = cls.name
     determinism = configure_determinism(train_cfg.get("deterministic", True))
     k = max(1, int(train_cfg.get("batch_runs", 1)))
     items = [(cell, run) for cell in cells for run in cell.runs]

@@ -54,9 +54,9 @@ def cm_prepare_inputs(wc):
     missing one stops a run that needs it before any job."""
     if CM["source"] != "authors":
         return MNIST_RAW
-    from debias.data.colored_mnist import authors_file
+    from debias.data.layout import colored_mnist_authors_file
 
-    return [str(authors_file(CM["authors_dir"], float(v))) for v in cm_job_sigma2(wc)]
+    return [str(colored_mnist_authors_file(CM["authors_dir"], float(v))) for v in cm_job_sigma2(wc)]
 
 
 def cm_bench_files():

@@ -1,6 +1,6 @@
 # Waterbirds (paper 002, Table 1): paths, the training grid and input functions of the rules in waterbirds.smk.
 from debias.config import method_entry as _wb_method_entry
-from debias.data import waterbirds as _wb_data
+from debias.data.layout import waterbirds_metadata_file as _wb_metadata_file
 
 WB = config.get("waterbirds")
 WB_REPORT = "Waterbirds (002, Fisher-trace flatness vs GroupDRO)"
@@ -80,4 +80,4 @@ def wb_bench_files():
 
 def wb_data_input():
     """The metadata.csv the prepare job reads: the embedded folder's or the configured release's."""
-    return str(_wb_data.metadata_file(WB["root"], WB["source"]))
+    return str(_wb_metadata_file(WB["root"], WB["source"]))

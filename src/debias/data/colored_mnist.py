@@ -15,16 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from debias.data.layout import colored_mnist_authors_file as authors_file, sigma2_tag  # noqa: F401 (re-exported)
 from debias.errors import DataFormatError, MissingData
 
 SIGMA2_GRID = (0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050)
 N_BINS = 8
 IGNORE = 255
-
-
-def sigma2_tag(sigma2: float) -> str:
-    """The three-decimal spelling used in file names (``0.020``, not ``0.02``), as the authors' files do."""
-    return f"{sigma2:.3f}"
 
 
 def sample_colors(
@@ -62,10 +58,6 @@ def generate(
         out[f"{split}_y"] = y.long()
         out[f"{split}_color"] = idx.long()
     return out
-
-
-def authors_file(directory: str | Path, sigma2: float) -> Path:
-    return Path(directory) / f"mnist_10color_jitter_var_{sigma2_tag(sigma2)}.npy"
 
 
 def load_authors_npy(directory: str | Path, sigma2: float) -> dict[str, torch.Tensor]:

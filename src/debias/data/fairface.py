@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from debias.data.layout import fairface_label_csv as label_csv  # noqa: F401 (re-exported)
 from debias.errors import DataFormatError, MissingData
 
 COLUMNS = ("file", "age", "gender", "race", "service_test")  # the release's columns, in its order
@@ -27,10 +28,6 @@ AGES = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "mor
 
 class FairFaceFormatError(DataFormatError):
     pass
-
-
-def label_csv(root: str | Path, split: str) -> Path:
-    return Path(root) / f"fairface_label_{split}.csv"
 
 
 def read_labels(csv_path: str | Path, image_root: str | Path | None = None) -> list[dict[str, str]]:

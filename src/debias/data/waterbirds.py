@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from debias.data.layout import WATERBIRDS_LAYOUTS as LAYOUTS
+from debias.data.layout import waterbirds_metadata_file as metadata_file  # noqa: F401 (re-exported)
+
 log = logging.getLogger(__name__)
 
-LAYOUTS = {"group_dro": "waterbird_complete95_forest2water2", "wilds": "waterbirds_v1.0"}
 ARCHIVE_URLS = {  # no checksum is published for either archive: pin one in the config (download.sha256)
     "group_dro": "https://nlp.stanford.edu/data/dro/waterbird_complete95_forest2water2.tar.gz",
     "wilds": "https://worksheets.codalab.org/rest/bundles/0x505056d5cdea4e4eaa0e242cbfe2daa4/contents/blob/",
@@ -90,12 +92,6 @@ def dataset_dir(root: str | Path, layout: str = "auto") -> Path:
     raise FileNotFoundError(
         f"Waterbirds not found: none of {', '.join(str(d / 'metadata.csv') for d in candidates)} exists "
         "(config key waterbirds.root; set waterbirds.allow_download: true to fetch the public archive)")
-
-
-def metadata_file(root: str | Path, source: str) -> Path:
-    """The metadata.csv of config ``waterbirds.source`` under ``root`` (the embedded mini data is written in the
-    group_DRO tarball's layout)."""
-    return Path(root) / LAYOUTS["group_dro" if source == "embedded" else source] / "metadata.csv"
 
 
 def missing(root: str | Path, layout: str = "auto") -> list[Path]:

@@ -115,8 +115,7 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
           states: list[str], device: str, progress: bool = True, cache: dict | None = None) -> None:
     """Train ``seeds`` of one cell. ``cache``: a dict shared by the cells of one job, so that the images, the
     labels and their sha256 are read once per job rather than once per cell."""
-    from debias import methods
-    from debias.config import method_entry
+    from debias.config import COCO_GRID_KEYS, row_method
     from debias.determinism import configure as configure_determinism
 
     dev = resolve_device(device)
@@ -126,10 +125,10 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
     train_idx = (torch.arange(lab["splits"]["train"]["gender"].numel()) if gamma is None
                  else lab["subsets"]["train"][gamma]).to(dev)
     pipe = Pipeline(crop=image["crop"], channels_last=train_cfg["channels_last"])
-    cls_name, hp = method_entry(aug, hparams)
+    cls, hp = row_method("coco", aug, hparams, supplied=COCO_GRID_KEYS)
+    cls_name = cls.name
     hp = {**hp, "lr": lr, "pairing": pairing if pairing != "none" else "random",
           "autocast": train_cfg.get("autocast", True)}
-    cls = methods.get(cls_name)
     for seed, metrics_out, logits_out, state_path in zip(seeds, metrics, logits, states):
         run_id = f"coco/split={split}/{aug}/pairing={pairing}/lr={lr:.0e}/seed={seed}"
         t_start, started_unix = time.monotonic(), time.time()
