@@ -6,9 +6,9 @@ Python). The sample order of every epoch is a pure function of (seed, epoch), an
 killed run resumed from its state ends with the same numbers as one that ran through.
 
 Model selection (``RunSpec.select``): one or several rules, each picking one epoch of the run: ``last`` (the
-final epoch), ``val_average`` (the highest validation average accuracy: the train-weighted group average where
-``group_weights`` are given, else the plain accuracy) or ``val_worst_group`` (the highest validation worst-group
-accuracy). Ties go to the earlier epoch (group_DRO's ``--save_best`` keeps the first maximum). The best weights of
+final epoch), ``val_average`` (the highest plain validation accuracy, what group_DRO's ``--save_best`` keeps for
+a non-robust run: its ``avg_acc`` weights the group accuracies by the validation split's own counts) or
+``val_worst_group`` (the highest validation worst-group accuracy). Ties go to the earlier epoch (group_DRO's ``--save_best`` keeps the first maximum). The best weights of
 every rule are part of the resumable state, so a resumed run selects the same epochs. At the end each rule's
 weights are evaluated on every split; the first rule's are the run's result (and stay in the method).
 """
@@ -58,8 +58,7 @@ class RunSpec:
 # what each rule maximises over the evaluated epochs, from the validation metrics of an epoch
 SELECTION_RULES = {
     "last": None,
-    "val_average": "validation average accuracy (train-weighted group average where group weights are given, "
-                   "else plain accuracy), ties to the earlier epoch",
+    "val_average": "plain validation accuracy (group_DRO's --save_best for ERM), ties to the earlier epoch",
     "val_worst_group": "validation worst-group accuracy, ties to the earlier epoch",
 }
 
@@ -67,7 +66,7 @@ SELECTION_RULES = {
 def selection_score(rule: str, val_metrics: dict[str, float]) -> float:
     """The number ``rule`` maximises, from one epoch's validation metrics."""
     if rule == "val_average":
-        return float(val_metrics.get("weighted_group_accuracy", val_metrics["accuracy"]))
+        return float(val_metrics["accuracy"])
     if rule == "val_worst_group":
         return float(val_metrics["worst_group_accuracy"])
     raise ValueError(f"selection rule {rule!r} has no score; expected one of {', '.join(SELECTION_RULES)}")
