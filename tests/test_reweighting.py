@@ -236,3 +236,28 @@ def test_l2rw_weights_on_a_batch_norm_net_agree_in_both_modes():
     w = look.meta_weights(x, y)[0]
     assert (w > 0).sum() >= 2
     torch.testing.assert_close(fwd.forward_mode_weights(x, y), w, rtol=1e-6, atol=1e-12)
+
+
+def test_fairface_figures_mark_the_method_the_paper_does_not_draw(tmp_path, monkeypatch):
+    """resample is described in the paper but drawn in none of its Figures 1-4 (protocol D9): its legend entry
+    says so; the other methods keep their names."""
+    import json
+
+    import debias.plots
+    from debias.experiments.reweighting import aggregate_fairface
+
+    files = []
+    for method in ("baseline", "resample"):
+        for share in (0.6, 0.9):
+            for seed in (0, 1):
+                m = {"accuracy": 0.7, "acc_poc": 0.5, "acc_white": 0.9}
+                path = tmp_path / f"{method}_{share}_{seed}.json"
+                path.write_text(json.dumps({"method": method, "seed": seed, "variant": {"share": share},
+                                            "metrics": {"train": m, "test": m}}))
+                files.append(str(path))
+    legends = []
+    monkeypatch.setattr(debias.plots, "save_figure",
+                        lambda fig, outputs: legends.append([t.get_text() for t in fig.axes[0].get_legend().texts]))
+    aggregate_fairface(files, ["baseline", "resample"], "mini", str(tmp_path / "summary.csv"),
+                       [str(tmp_path / "fairface_test_acc_60-90.png")])
+    assert legends == [["baseline", "resample (not in the paper's figures)"]]

@@ -32,10 +32,12 @@ def method_offsets(xs, order: list[str], fraction: float = 0.3) -> dict[str, flo
 
 
 def seeds_figure(runs: pd.DataFrame, x: str, y: str, hue: str, order: list[str], xlabel: str,
-                 panels: dict[str, str], title: str, outputs: list[str | os.PathLike]) -> None:
+                 panels: dict[str, str], title: str, outputs: list[str | os.PathLike],
+                 legend_labels: dict[str, str] | None = None) -> None:
     """One panel per column of ``runs`` named in ``panels`` (column -> panel title): per method, the mean over
     seeds as a line with its own marker and line style, and every seed's value as a small dot, both shifted by
-    a small per-method x offset so that methods with equal values do not hide each other. y in [0, 1]."""
+    a small per-method x offset so that methods with equal values do not hide each other. y in [0, 1].
+    ``legend_labels`` (method -> legend text) replaces a method's name in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,7 +56,7 @@ def seeds_figure(runs: pd.DataFrame, x: str, y: str, hue: str, order: list[str],
             ax.scatter(xs, d[column], color=palette[name], s=9, alpha=0.45, lw=0)
             mean = d.groupby(x)[column].mean().sort_index()
             ax.plot(mean.index + offsets[name], mean.values, color=palette[name], marker=MARKERS[i % len(MARKERS)],
-                    ms=5, ls=LINESTYLES[i % len(LINESTYLES)], lw=1.4, label=name)
+                    ms=5, ls=LINESTYLES[i % len(LINESTYLES)], lw=1.4, label=(legend_labels or {}).get(name, name))
         ax.set_xlabel(xlabel)
         ax.set_title(panel_title, fontsize=10)
         ax.set_ylim(-0.03, 1.03)

@@ -17,7 +17,7 @@ from debias.data import fairface
 from debias.data.imbalance import imbalanced_split, official_seed
 from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
-from debias.experiments.reweighting_figures import FAIRFACE_FIGURES, PAPER_FIGURE, parse_stem
+from debias.experiments.reweighting_figures import FAIRFACE_FIGURES, NOT_IN_PAPER_FIGURES, PAPER_FIGURE, parse_stem
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import l2rw_lenet_backbone
 from debias.runner import Cell, RunOutputs, data_hashes, train_cells
@@ -149,8 +149,6 @@ def summary_table(runs, experiment: str):
     return out
 
 
-
-
 def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out_csv: str, figures: list[str]):
     """The tidy CSV behind Figures 1-4, the four figures, and the per-class companion of each."""
     from debias.plots import seeds_figure
@@ -176,7 +174,7 @@ def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out
         targets = [path, str(Path(path).with_suffix(".pdf"))]
         seeds_figure(d, "share", "acc", "method", rows, "majority (White) share of the training set", panels,
                      f"FairFace ({scale} scale), {split} split, shares {lo:.2f}-{hi:.2f}"
-                     + (" (0.5: balanced baseline)" if lo <= 0.5 else ""), targets)
+                     + (" (0.5: balanced baseline)" if lo <= 0.5 else ""), targets, legend_labels=NOT_IN_PAPER_FIGURES)
     return summary
 
 

@@ -8,6 +8,8 @@ FAIRFACE_FIGURES = {"60-90": (0.5, 0.9), "91-99": (0.91, 0.99)}  # file tag -> s
 SPLITS = ("train", "test")
 PAPER_FIGURE = {("train", "60-90"): 1, ("test", "60-90"): 2, ("train", "91-99"): 3, ("test", "91-99"): 4}
 KINDS = ("acc", "per_class")  # the paper's figure (accuracy over all images) | accuracy of each class
+# methods the paper describes but draws in none of its figures (protocol D9): marked so in the legends
+NOT_IN_PAPER_FIGURES = {"resample": "resample (not in the paper's figures)"}
 
 
 def figure_stem(kind: str, split: str, tag: str) -> str:
