@@ -268,6 +268,27 @@ def test_fisher_flat_warmup_sets_epsilon_from_the_percentile_then_updates_mu():
     assert logs["over_epsilon"].item() == (t[part] > eps).float().mean().item()
 
 
+def test_fisher_flat_epsilon_is_the_percentile_of_the_traces_after_the_warm_up():
+    """With θ moving during the warm-up (lr > 0) and BatchNorm in the net, ε is the percentile of every training
+    sample's trace under the weights the warm-up ended with, BN in eval mode (protocol W5), not of the traces
+    recorded at the warm-up's steps (earlier weights, train-mode BN)."""
+    b = data(n=12, shape=(3, 6, 6))
+    m = methods.get("fisher_flat")(bn_net(), dict(FF, lr=0.5, epsilon_percentile=50))
+    m.attach({"train": b})
+    m.on_epoch_start(0, 2, 3)
+    for part in (torch.arange(0, 4), torch.arange(4, 8), torch.arange(8, 12)):
+        m.update({k: v[part] for k, v in b.items()})
+    during = m.last_trace.clone()
+    f, g = m.modules["f"], m.modules["g"]
+    f.eval()
+    after = head_trace_loop(f, g, b["x"]).detach()
+    f.train()
+    eps = m.on_epoch_start(1, 2, 3)["epsilon"]
+    assert abs(eps - np.percentile(after.double().numpy(), 50)) < 1e-5 * max(1.0, eps)
+    assert abs(eps - np.percentile(during.double().numpy(), 50)) > 1e-3 * eps  # the two readings differ here
+    assert f.training  # the computation leaves the model in training mode
+
+
 def test_fisher_flat_largest_trace_reading_has_one_multiplier():
     b = data(n=6)
     m = methods.get("fisher_flat")(mlp(), dict(FF, lr=0.0, multipliers="max", warmup_epochs=0, epsilon=0.01))

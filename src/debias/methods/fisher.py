@@ -23,10 +23,11 @@ keeps its graph, so training through it is exact (and costly: second order).
 ``fisher_flat`` (W4–W6): one multiplier μ_i ≥ 0 per training sample (batch field ``index``), batch objective
 mean_i(ℓ_i + μ_i (T_i/ε − 1)), then after the SGD step the dual ascent μ_i ← max(0, μ_i + η_μ (T_i/ε − 1)) on the
 detached T_i of the step. ``multipliers: max`` is the "largest-trace sample" reading: one μ on max_{i∈B} T_i,
-objective mean_i ℓ_i + μ (max_i T_i/ε − 1). The first ``warmup_epochs`` epochs are plain ERM (μ stays 0); each
-sample's latest trace is kept, and at the first constrained epoch ε = the ``epsilon_percentile``-th percentile of
-the traces recorded so far (every training sample once per uniform epoch, each measured at the step that saw
-it), unless the config gives an absolute ``epsilon``. Logged per step: the batch's mean and max trace, the share
+objective mean_i ℓ_i + μ (max_i T_i/ε − 1). The first ``warmup_epochs`` epochs are plain ERM (μ stays 0); at the
+start of the first constrained epoch ε = the ``epsilon_percentile``-th percentile of the traces of every training
+sample under the weights the warm-up ended with (protocol W5: "after 1 ERM warm-up epoch"; BN in eval mode, the
+configured ``trace``), unless the config gives an absolute ``epsilon``. Each sample's latest training trace is
+kept for the logs. Logged per step: the batch's mean and max trace, the share
 of the batch over ε, the mean μ and the share of samples with μ > 0 (``active_fraction``, over the whole training
 set), ε, and with a ``group`` field in the training split the mean latest trace per group (``trace_g<k>``, over
 the samples of the group seen so far; 0 before any).
@@ -160,12 +161,12 @@ class FisherFlat(ERM):
         self.head = last_linear(self.modules["g"])
         self.epsilon: float | None = None
         self.constrained = False
-        self.mu = self.last_trace = self.train_group = None
+        self.mu = self.last_trace = self.train_group = self.train_split = None
         self.num_groups = 0
 
     # -- set-up ---------------------------------------------------------------------------------------
     def attach(self, splits):
-        train = splits["train"]
+        train = self.train_split = splits["train"]
         n, device = train["y"].shape[0], train["y"].device
         self.mu = torch.zeros(n if self.hp["multipliers"] == "per_sample" else 1, device=device)
         self.last_trace = torch.full((n,), -1.0, device=device)  # < 0: not seen yet
@@ -183,14 +184,23 @@ class FisherFlat(ERM):
     def initial_epsilon(self) -> float:
         if self.hp.get("epsilon") is not None:
             return float(self.hp["epsilon"])
-        seen = self.last_trace[self.last_trace >= 0]
-        if seen.numel() == 0:
-            raise RuntimeError("fisher_flat: no training trace recorded during the warm-up")
-        eps = torch.quantile(seen.double(), self.hp["epsilon_percentile"] / 100.0).item()
+        eps = torch.quantile(self.training_set_traces().double(), self.hp["epsilon_percentile"] / 100.0).item()
         if eps <= 0:
-            raise RuntimeError(f"fisher_flat: the {self.hp['epsilon_percentile']}th percentile of the warm-up traces "
-                               f"is {eps}; epsilon must be > 0")
+            raise RuntimeError(f"fisher_flat: the {self.hp['epsilon_percentile']}th percentile of the training traces "
+                               f"after the warm-up is {eps}; epsilon must be > 0")
         return eps
+
+    def training_set_traces(self, batch_size: int = 256) -> torch.Tensor:
+        """T_i of every training sample under the current weights, BN in eval mode, no graph."""
+        from debias.engine import batches  # the engine imports the method classes
+
+        split = self.train_split
+        order = torch.arange(split["y"].shape[0], device=split["y"].device)
+        # the precision of the training traces: the last-layer ones come from the autocast forward, full ones not
+        with autocast(order.device, self.hp.get("autocast", True) and self.hp["trace"] == "last_layer"):
+            return torch.cat([model_traces(self.modules["f"], self.modules["g"], b["x"], self.hp["trace"], batch_size,
+                                           self.hp.get("trace_chunk")).float()
+                              for b in batches(split, order, batch_size)])
 
     # -- one step -------------------------------------------------------------------------------------
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
