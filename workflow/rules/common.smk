@@ -21,6 +21,13 @@ except _ConfigError as _err:
     # the message alone (it names every key and what was expected); the traceback under --verbose
     raise SystemExit(f"Error: {_err}")
 
+# the CPU instruction set every job's kernels may use (config key cpu_isa; debias.determinism), exported before
+# any job starts: the job processes, local or under Slurm, inherit it
+from debias.determinism import cpu_isa_env as _cpu_isa_env
+
+for _name, _value in _cpu_isa_env(config.get("cpu_isa")).items():
+    os.environ[_name] = _value
+
 RESULTS = config["results"]
 BENCH_JOBS = f"{RESULTS}/benchmarks/jobs"  # Snakemake's benchmark file of every training job
 SRC = str(Path(workflow.basedir).parent / "src")
