@@ -18,10 +18,11 @@ from typing import Callable
 import pandas as pd
 
 from debias.io import write_text
+from debias.tables import fixed
 
 
 def _pm(mean: float, std: float) -> str:
-    return f"{mean:.3f}" + ("" if pd.isna(std) else f" ± {std:.3f}")
+    return fixed(mean, 3) + ("" if pd.isna(std) else f" ± {fixed(std, 3)}")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -39,7 +40,7 @@ def colored_mnist(tables: Path) -> str:
         cells = []
         for s in cols:
             r = d[(d.method == method) & (d.sigma2 == s)].iloc[0]
-            cells.append(f"{_pm(r.acc_mean, r.acc_std)} ({r.paper:.3f})" if not pd.isna(r.paper) else _pm(r.acc_mean, r.acc_std))
+            cells.append(f"{_pm(r.acc_mean, r.acc_std)} ({r.paper:g})" if not pd.isna(r.paper) else _pm(r.acc_mean, r.acc_std))
         rows.append([method, *cells])
     n = int(d.n_seeds.max())
     return (f"Test accuracy, mean ± std over {n} seeds (the paper's value in brackets; not directly comparable, "
@@ -65,7 +66,8 @@ def fairface(tables: Path) -> str:
         for s in shares:
             r = d[(d.method == m) & (d.share.round(3) == s)]
             cells.append("–" if r.empty else
-                         f"{r.acc_mean.iloc[0]:.2f} (White {r.acc_white_mean.iloc[0]:.2f}, other {r.acc_poc_mean.iloc[0]:.2f})")
+                         f"{fixed(r.acc_mean.iloc[0], 2)} (White {fixed(r.acc_white_mean.iloc[0], 2)}, "
+                         f"other {fixed(r.acc_poc_mean.iloc[0], 2)})")
         rows.append([m, *cells])
     n = int(d.n_seeds.max())
     return (f"Test accuracy (balanced test set), mean over {n} seeds, with the accuracy on each class:\n\n"
@@ -84,24 +86,24 @@ def coco(tables: Path) -> str:
     r = row("unbalanced", "random")
     rounds, seeds = int(r[f"{augs[0]}_n"]), int(mp.n_seeds.max())
     table3 = _table(["", "dataset"] + [names[a] for a in augs], [
-        ["leakage", f"{r.dataset_mean:.2f} ± {r.dataset_std:.2f}"]
-        + [f"{r[f'{a}_mean']:.2f} ± {r[f'{a}_std']:.2f}" for a in augs],
-        ["Δ = model − dataset", ""] + [f"{r[f'{a}_delta']:+.2f}" for a in augs]])
+        ["leakage", f"{fixed(r.dataset_mean, 2)} ± {fixed(r.dataset_std, 2)}"]
+        + [f"{fixed(r[f'{a}_mean'], 2)} ± {fixed(r[f'{a}_std'], 2)}" for a in augs],
+        ["Δ = model − dataset", ""] + [fixed(r[f"{a}_delta"], 2, sign=True) for a in augs]])
     lrs = sorted(mp.lr.unique())
     table2 = _table(["lr"] + [names[a] for a in augs], [
-        [f"{lr:.0e}"] + [f"{mp[(mp.augmentation == a) & (mp.lr == lr)].map_mean.iloc[0]:.1f}" for a in augs]
+        [f"{lr:.0e}"] + [fixed(mp[(mp.augmentation == a) & (mp.lr == lr)].map_mean.iloc[0], 1) for a in augs]
         for lr in lrs])
     lines = [f"Table 3, unbalanced attacker, random partners, original train split (%, {rounds} attacker values "
              f"per cell: rounds × seeds):", "", table3, "",
-             f"Dataset leakage against the test split's majority-gender rate {r.majority:.1f} %"]
+             f"Dataset leakage against the test split's majority-gender rate {fixed(r.majority, 1)} %"]
     if ((leak.attacker == "balanced") & (leak.split == "none")).any():
         b = row("balanced", "random")
-        lines[-1] += f"; with the balanced, folded attacker {b.dataset_mean:.1f} % (chance 50 %)"
+        lines[-1] += f"; with the balanced, folded attacker {fixed(b.dataset_mean, 1)} % (chance 50 %)"
     lines[-1] += "."
     if "balanced" in set(leak.pairing) and "mixup" in augs:
         bal = row("unbalanced", "balanced")
-        lines[-1] += (f" Gender-balanced partners: mixup {bal.mixup_mean:.1f} % (random partners "
-                      f"{r.mixup_mean:.1f} %).")
+        lines[-1] += (f" Gender-balanced partners: mixup {fixed(bal.mixup_mean, 1)} % (random partners "
+                      f"{fixed(r.mixup_mean, 1)} %).")
     if "min_delta_f1" in leak.columns:
         curved = leak[leak.f1_curve_min.notna()]  # rows whose attacker has a curve
         f1 = curved[[f"{a}_val_f1" for a in augs]].to_numpy(dtype=float)
@@ -121,7 +123,7 @@ def waterbirds(tables: Path) -> str:
         cells = []
         for col in columns:
             r = d[(d.row == row) & (d.column == col)].iloc[0]
-            cell = f"{r['mean']:.1f}" + ("" if pd.isna(r['std']) else f" ± {r['std']:.1f}")
+            cell = fixed(r["mean"], 1) + ("" if pd.isna(r["std"]) else f" ± {fixed(r['std'], 1)}")
             cells.append(cell + ("" if pd.isna(r.paper) else f" ({r.paper:g})"))
         rows.append([row, *cells])
     n = int(d.n_seeds.max())

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
+
+CSV_FLOAT_FORMAT = "%.6g"  # how every tidy CSV writes its floats
+
+
+def fixed(x: float, digits: int, sign: bool = False) -> str:
+    """``x`` with ``digits`` decimals, rounded half away from zero from the 6 significant digits a tidy CSV keeps
+    (``CSV_FLOAT_FORMAT``): a table made from the frame and a snippet made from its CSV print the same (the float
+    mean of 0.342 and 0.389 lies a hair below 0.3655 or above it, which ``:.3f`` turns into 0.365 or 0.366)."""
+    if math.isnan(x):
+        return "nan"
+    q = Decimal(CSV_FLOAT_FORMAT % x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return f"{q:+f}" if sign else f"{q:f}"
 
 
 def summarize(runs: pd.DataFrame, by: list[str], value: str, prefix: str) -> pd.DataFrame:
@@ -33,10 +46,11 @@ def with_paper(summary: pd.DataFrame, paper: dict, row: str, column: str, prefix
 
 
 def fmt_cell(mean: float, std: float, n: int, paper: float, digits: int = 3, latex: bool = False) -> str:
+    """mean ± std (n where one seed) [the paper's value as the paper prints it, the difference]."""
     pm = r"$\pm$" if latex else "±"
-    cell = f"{mean:.{digits}f}" + (f" {pm} {std:.{digits}f}" if not math.isnan(std) else f" (n={n})")
+    cell = fixed(mean, digits) + (f" {pm} {fixed(std, digits)}" if not math.isnan(std) else f" (n={n})")
     if not math.isnan(paper):
-        cell += f" [{paper:.{digits}f}, {mean - paper:+.{digits}f}]"
+        cell += f" [{paper:g}, {fixed(mean - paper, digits, sign=True)}]"
     return cell
 
 
