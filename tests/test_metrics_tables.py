@@ -42,12 +42,13 @@ def test_summary_mean_sample_std_and_paper():
     assert math.isnan(s[s.method == "b"].iloc[0].acc_std)
     paper = {"values": {"a": {0.020: 0.55}}}
     assert paper_lookup(paper, "a", 0.02) == 0.55 and math.isnan(paper_lookup(paper, "b", 0.02))
-    assert fmt_cell(0.6, 0.1, 3, 0.55) == "0.600 ± 0.100 [0.55, +0.050]"  # the paper's value as it prints it
+    assert fmt_cell(0.6, 0.1, 3, 0.55) == "0.600 ± 0.100 [0.550, +0.050]"
+    assert fmt_cell(0.6, 0.1, 3, 0.4055) == "0.600 ± 0.100 [0.4055, +0.195]"  # the paper gives 4 decimals: kept
     assert fmt_cell(0.9, float("nan"), 1, float("nan")) == "0.900 (n=1)"
     s["paper"] = [0.55, float("nan")]
     wide = pivot_cells(s, "method", "sigma2", "acc", ["b", "a"])
     md = to_markdown(wide)
-    assert md.splitlines()[2].startswith("| b | 0.900 (n=1)") and "0.600 ± 0.100 [0.55, +0.050]" in md
+    assert md.splitlines()[2].startswith("| b | 0.900 (n=1)") and "0.600 ± 0.100 [0.550, +0.050]" in md
     tex = to_latex(pivot_cells(s, "method", "sigma2", "acc", ["a", "b"], latex=True), "cap", "tab:x")
     assert r"0.600 $\pm$ 0.100" in tex and r"\toprule" in tex
     caption = to_latex(pivot_cells(s, "method", "sigma2", "acc", ["a", "b"]), "mAP (%) ± std, γ = 1 & top_1", "t")

@@ -162,6 +162,25 @@ def test_closed_form_last_layer_trace_equals_per_sample_autograd(classes, bias):
         torch.testing.assert_close(closed, 2 * p[:, 0] * p[:, 1] * (h.pow(2).sum(1) + bias))
 
 
+def test_last_layer_trace_keeps_its_precision_for_confident_predictions():
+    """1 − Σ p² of a float32 softmax is 0 once the top logit leads by ~17; the trace must still equal the sum of
+    the off-diagonal products p_i p_j, here computed in float64 without any subtraction (margins up to 60)."""
+    z = torch.tensor([[0.0, 30.0], [5.0, -55.0], [1.0, 2.0], [0.0, 20.0], [-3.0, 40.0]])
+    z3 = torch.tensor([[0.0, 25.0, -5.0], [60.0, 0.0, 1.0], [0.2, 0.1, 0.0]])
+    for logits in (z, z3):
+        p = torch.softmax(logits.double(), -1)
+        c = range(p.shape[1])  # Σ_{i≠j} p_i p_j, no subtraction
+        off_diagonal = torch.stack([sum(p[n, i] * p[n, j] for i in c for j in c if i != j) for n in range(p.shape[0])])
+        h = torch.ones(logits.shape[0], 3)
+        got = last_layer_trace(logits, h)
+        torch.testing.assert_close(got.double(), off_diagonal * 4, rtol=1e-5, atol=0)
+        assert (got > 0).all()
+    one = torch.tensor([[25.0], [-40.0]])  # one sigmoid logit: p (1 − p)
+    pr = torch.sigmoid(one.double())[:, 0]
+    torch.testing.assert_close(last_layer_trace(one, torch.ones(2, 3)).double(), pr * torch.sigmoid(-one.double())[:, 0] * 4,
+                               rtol=1e-5, atol=0)
+
+
 def test_full_trace_equals_per_sample_autograd_on_a_net_with_bn():
     net = bn_net()
     model = nn.Sequential(net.features, net.classifier)

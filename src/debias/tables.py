@@ -45,12 +45,18 @@ def with_paper(summary: pd.DataFrame, paper: dict, row: str, column: str, prefix
     return out
 
 
+def paper_value(x: float, digits: int) -> str:
+    """A paper's value with ``digits`` decimals, or more where the paper gives more (0.4055 stays 0.4055)."""
+    decimals = len(f"{x:g}".partition(".")[2]) if "e" not in f"{x:g}" else digits
+    return f"{x:.{max(digits, decimals)}f}"
+
+
 def fmt_cell(mean: float, std: float, n: int, paper: float, digits: int = 3, latex: bool = False) -> str:
     """mean ± std (n where one seed) [the paper's value as the paper prints it, the difference]."""
     pm = r"$\pm$" if latex else "±"
     cell = fixed(mean, digits) + (f" {pm} {fixed(std, digits)}" if not math.isnan(std) else f" (n={n})")
     if not math.isnan(paper):
-        cell += f" [{paper:g}, {fixed(mean - paper, digits, sign=True)}]"
+        cell += f" [{paper_value(paper, digits)}, {fixed(mean - paper, digits, sign=True)}]"
     return cell
 
 
