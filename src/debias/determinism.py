@@ -7,14 +7,14 @@ implementations everywhere. An operation without one is reported with a warning 
 stopping the run (``warn_only``): its name tells which number may differ between two runs on a GPU.
 
 On CPU the numbers of a run still depend on the instruction set the kernels use: PyTorch's own kernels and
-oneDNN's convolutions pick AVX2 or AVX-512 code by what the processor has, and the two round differently; the mini
-runs (a few hundred steps on a few hundred images) amplify that into different tables on two machines (measured:
-on an AVX-512 AMD EPYC every mini table of the README came out different; capped at AVX2, they came back to the
-last digit). ``cpu_isa: avx2`` (config/mini.yaml) caps both
-at AVX2 for every job of the run (``cpu_isa_env``; the Snakefile exports it before any job starts). MKL's matrix
-products are left to MKL: it runs its AVX2 code on AMD processors whatever they have, and its reproducible mode
-(``MKL_CBWR=AVX2``) is a different code path again (it changed the mini L2RW grid on the AVX2 machine's numbers), so
-on an Intel processor with AVX-512 the matrix products, and the mini tables, may still differ.
+oneDNN's convolutions pick AVX2 or AVX-512 code by what the processor has, and the two round differently; the
+mini runs (a few hundred steps on a few hundred images) amplify that into different tables on two machines
+(measured: on an AVX-512 AMD EPYC every mini table of the README came out different; capped at AVX2, they came
+back to the last digit). ``cpu_isa: avx2`` (config/mini.yaml) caps both at AVX2 for every job of the run
+(``cpu_isa_env``; the Snakefile exports it before any job starts). MKL's matrix products are left to MKL: it runs
+its AVX2 code on AMD processors whatever they have, and its reproducible mode (``MKL_CBWR=AVX2``) is another code
+path again (with it the mini L2RW grid changed), so on an Intel processor with AVX-512 the matrix products, and
+the mini tables, may still differ.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ killed run resumed from its state ends with the same numbers as one that ran thr
 Model selection (``RunSpec.select``): one or several rules, each picking one epoch of the run: ``last`` (the
 final epoch), ``val_average`` (the highest plain validation accuracy, what group_DRO's ``--save_best`` keeps for
 a non-robust run: its ``avg_acc`` weights the group accuracies by the validation split's own counts) or
-``val_worst_group`` (the highest validation worst-group accuracy). Ties go to the earlier epoch (group_DRO's ``--save_best`` keeps the first maximum). The best weights of
-every rule are part of the resumable state, so a resumed run selects the same epochs. At the end each rule's
+``val_worst_group`` (the highest validation worst-group accuracy). Ties go to the earlier epoch (group_DRO's
+``--save_best`` keeps the first maximum). The best weights of every rule are part of the resumable state, so a
+resumed run selects the same epochs. At the end each rule's
 weights are evaluated on every split; the first rule's are the run's result (and stay in the method).
 """
 

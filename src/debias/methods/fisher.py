@@ -27,10 +27,10 @@ objective mean_i ℓ_i + μ (max_i T_i/ε − 1). The first ``warmup_epochs`` ep
 start of the first constrained epoch ε = the ``epsilon_percentile``-th percentile of the traces of every training
 sample under the weights the warm-up ended with (protocol W5: "after 1 ERM warm-up epoch"; BN in eval mode, the
 configured ``trace``), unless the config gives an absolute ``epsilon``. Each sample's latest training trace is
-kept for the logs. Logged per step: the batch's mean and max trace, the share
-of the batch over ε, the mean μ and the share of samples with μ > 0 (``active_fraction``, over the whole training
-set), ε, and with a ``group`` field in the training split the mean latest trace per group (``trace_g<k>``, over
-the samples of the group seen so far; 0 before any).
+kept for the logs. Logged per step: the batch's mean and max trace, the share of the batch over ε, the mean μ
+and the share of samples with μ > 0 (``active_fraction``, over the whole training set), ε, and with a ``group``
+field in the training split the mean latest trace per group (``trace_g<k>``, over the samples of the group seen
+so far; 0 before any).
 """
 
 from __future__ import annotations
