@@ -155,6 +155,27 @@ def test_head_only_training_leaves_the_features_unchanged_but_moves_bn_statistic
     assert not torch.equal(head, m.modules["g"].weight)
 
 
+def test_the_head_runs_in_float32_under_autocast(monkeypatch):
+    """With bf16 autocast on (forced on CPU here; on CUDA in the configs) the features are bf16 but the logits are
+    the float32 head applied to them, not a bf16 product rounded to 3 significant digits."""
+    import debias.methods.mixing as mixing
+
+    monkeypatch.setattr(mixing, "autocast", lambda device, enabled=True: torch.autocast("cpu", dtype=torch.bfloat16))
+    torch.manual_seed(0)
+    m = methods.get("nomix")(Backbone(nn.Sequential(nn.Flatten(), nn.Linear(12, 64)), nn.Linear(64, 5)),
+                             {**HP, "autocast": True})
+    x = torch.randn(8, 3, 2, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feat = m.modules["f"](x)
+    assert feat.dtype == torch.bfloat16
+    z = m.logits(x)
+    assert z.dtype == torch.float32
+    torch.testing.assert_close(z, m.modules["g"](feat.float()), rtol=0, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16_head = m.modules["g"](feat).float()
+    assert not torch.equal(z, bf16_head)
+
+
 # -- metrics ------------------------------------------------------------------------------------------------
 
 

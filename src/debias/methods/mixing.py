@@ -149,14 +149,16 @@ class NoMix(Method):
         return [m for m in self.modules["g"].modules() if isinstance(m, torch.nn.Linear)][-1].out_features
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The features under bf16 autocast (on CUDA), the head in float32: the logits are what mAP, the val
+        macro-F1 of model selection and the leakage attackers read, as Wang et al.'s float32 model gives them (a
+        bf16 head would round them to about 3 significant digits)."""
         with autocast(x.device, self.use_autocast):
             if self.head_only:
                 with torch.no_grad():
                     feat = self.modules["f"](x)
-                out = self.modules["g"](feat)
             else:
-                out = self.modules["g"](self.modules["f"](x))
-        return out.float()
+                feat = self.modules["f"](x)
+        return self.modules["g"](feat.float())
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if logits.shape[1] == 1:  # one-logit binary model: sigmoid cross-entropy whatever `loss` says
