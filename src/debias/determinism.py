@@ -24,6 +24,8 @@ import os
 CUBLAS_WORKSPACE = ":4096:8"
 # the variables that cap each CPU kernel library at one instruction set; read when the library first starts
 CPU_ISA_ENV = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+# what a run records of them (provenance.environment), with MKL's reproducibility switch, set by hand if at all
+CPU_ISA_VARIABLES = (*CPU_ISA_ENV["avx2"], "MKL_CBWR")
 
 
 def cpu_isa_env(isa: str | None) -> dict[str, str]:

@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from debias.determinism import CPU_ISA_VARIABLES
+
 
 def git_commit() -> str:
     """HEAD of the repository this package lives in, with '+dirty' if the work tree has changes."""
@@ -32,8 +34,7 @@ def environment(device) -> dict:
         "threads": torch.get_num_threads(),
         # the instruction set of PyTorch's CPU kernels and the caps of cpu_isa (debias.determinism)
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_isa_env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
-                        if k in os.environ},
+        "cpu_isa_env": {k: os.environ[k] for k in CPU_ISA_VARIABLES if k in os.environ},
         "git_commit": git_commit(),
         # which GPU(s) the job was pinned to (README, "Full scale"), and the Slurm job it ran in
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),

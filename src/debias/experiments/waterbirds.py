@@ -83,21 +83,11 @@ def train_counts(splits) -> dict[int, float]:
     return {g: float(c) for g, c in enumerate(counts.tolist())}
 
 
-@torch.no_grad()
-def split_traces(method, split: dict[str, torch.Tensor], batch_size: int, channels_last: bool) -> torch.Tensor:
-    """Last-layer Fisher trace of every sample of ``split`` under the method's current weights (BN in eval mode)."""
-    from debias.engine import batches
-    from debias.methods.fisher import model_traces
-
-    order = torch.arange(split["y"].shape[0], device=split["y"].device)
-    out = [model_traces(method.modules["f"], method.modules["g"], b["x"], "last_layer", batch_size)
-           for b in batches(split, order, batch_size, channels_last)]
-    return torch.cat(out).float().cpu()
-
-
 def train(*, hparams, model, train_cfg, row: str, epsilon_percentile: float | None, seeds, data: str,
           metrics, models, states, device) -> None:
     """Train ``row`` (with ``epsilon_percentile`` replacing its own, for the fisher_flat sweep) for every seed."""
+    from debias.methods.fisher import split_traces
+
     dev = resolve_device(device)
     splits = load_prepared(data, dev)
     hp = {**hparams, "autocast": train_cfg.get("autocast", True)}
@@ -109,7 +99,8 @@ def train(*, hparams, model, train_cfg, row: str, epsilon_percentile: float | No
     bs = train_cfg.get("eval_batch_size", 1000)
 
     def traces(method, run):
-        t = split_traces(method, splits["train"], bs, train_cfg.get("channels_last", False))
+        t = split_traces(method.modules["f"], method.modules["g"], splits["train"], "last_layer", bs,
+                         channels_last=train_cfg.get("channels_last", False)).float().cpu()
         return {"train_traces": {"rule": hp.get("select", ["last"])[0], "trace": "last_layer",
                                  "values": [float(f"{v:.6g}") for v in t.tolist()],
                                  "group": splits["train"]["group"].cpu().tolist()}}

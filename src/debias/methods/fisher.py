@@ -98,6 +98,17 @@ def model_traces(features: nn.Module, classifier: nn.Module, x: torch.Tensor, tr
     return torch.cat(out)
 
 
+def split_traces(features: nn.Module, classifier: nn.Module, split: dict[str, torch.Tensor], trace: str = "last_layer",
+                 batch_size: int = 256, chunk_size: int | None = None, channels_last: bool = False) -> torch.Tensor:
+    """``model_traces`` of every sample of a stored split (its ``x`` read batch by batch as the engine feeds it:
+    uint8 images scaled to [0, 1]), in split order."""
+    from debias.engine import batches  # the engine imports the method classes
+
+    order = torch.arange(split["y"].shape[0], device=split["y"].device)
+    return torch.cat([model_traces(features, classifier, b["x"], trace, batch_size, chunk_size)
+                      for b in batches(split, order, batch_size, channels_last)])
+
+
 def log_probs(logits: torch.Tensor) -> torch.Tensor:
     """log p(y|x) for every class: log-softmax, or for one logit z the two classes (log σ(−z), log σ(z))."""
     if logits.shape[-1] == 1:
@@ -203,17 +214,13 @@ class FisherFlat(ERM):
                                f"after the warm-up is {eps}; epsilon must be > 0")
         return eps
 
-    def training_set_traces(self, batch_size: int = 256) -> torch.Tensor:
+    def training_set_traces(self) -> torch.Tensor:
         """T_i of every training sample under the current weights, BN in eval mode, no graph."""
-        from debias.engine import batches  # the engine imports the method classes
-
-        split = self.train_split
-        order = torch.arange(split["y"].shape[0], device=split["y"].device)
+        device = self.train_split["y"].device
         # the precision of the training traces: the last-layer ones come from the autocast forward, full ones not
-        with autocast(order.device, self.hp.get("autocast", True) and self.hp["trace"] == "last_layer"):
-            return torch.cat([model_traces(self.modules["f"], self.modules["g"], b["x"], self.hp["trace"], batch_size,
-                                           self.hp.get("trace_chunk")).float()
-                              for b in batches(split, order, batch_size)])
+        with autocast(device, self.hp.get("autocast", True) and self.hp["trace"] == "last_layer"):
+            return split_traces(self.modules["f"], self.modules["g"], self.train_split, self.hp["trace"],
+                                chunk_size=self.hp.get("trace_chunk")).float()
 
     # -- one step -------------------------------------------------------------------------------------
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
