@@ -1,0 +1,63 @@
+"""The prepared GPU check (tools/gpu_check/): its wheel list, its CUDA overlay of the mini config, and the session
+script itself, run here on the CPU with the mini config (the GPU-only step skipped)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import ROOT, snakemake
+
+KIT = ROOT / "tools/gpu_check"
+
+
+def test_wheel_pins_are_the_versions_the_tests_run_with():
+    pins = [line.split("==") for line in (KIT / "wheels.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert len(pins) > 30 and all(len(p) == 2 for p in pins)
+    wrong = {name: (version, metadata.version(name)) for name, version in pins if metadata.version(name) != version}
+    assert not wrong, f"tools/gpu_check/wheels.txt pins other versions than this environment has: {wrong}"
+    names = {re.sub(r"[-_.]+", "-", name).lower() for name, _ in pins}
+    assert {"snakemake", "mlxtend", "pycocotools", "jsonschema"} <= names
+
+
+def test_cuda_overlay_puts_every_training_job_on_the_gpu_and_writes_apart():
+    proc = snakemake("all", "-n", "--forceall", "--cores", 16, "--resources", "gpu=1", "-p",
+                     "--configfile", "config/mini.yaml", KIT / "mini_on_cuda.yaml", check=True)
+    blocks = proc.stdout.split("\nrule ")
+    small = [b for b in blocks if b.startswith(("colored_mnist_train", "fairface_train", "l2rw_mnist_train"))]
+    whole = [b for b in blocks if b.startswith(("coco_train", "waterbirds_train"))]
+    assert small and all("gpu_slot=1," in b for b in small)
+    assert whole and all("gpu_slot=8," in b and "gpu=1," in b for b in whole)
+    outputs = re.findall(r"output: (.*)", proc.stdout)
+    assert outputs and all(p.startswith("results/mini_cuda/") for line in outputs for p in line.split(", "))
+
+
+def test_session_runs_its_steps_on_cpu_and_hands_back_its_files(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "GPU_CHECK_OUT": str(work), "GPU_CHECK_CONFIG": "config/mini.yaml",
+           "GPU_CHECK_SECONDS": "0.2", "GPU_CHECK_STEPS": "photo small mini_cuda packed",
+           "GPU_CHECK_PACKED_DELAY": "20", "GPU_CHECK_WHEELS": str(tmp_path / "none"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(["bash", str(KIT / "session.sh")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "== small: exit 0" in log and "== packed: exit 0" in log, log[-3000:]
+    assert "== mini_cuda: skipped, torch sees no GPU" in log and "== compiled: not in GPU_CHECK_STEPS" in log
+    small = pd.read_csv(work / "throughput_small.csv")
+    assert set(small["experiment"]) == {"colored_mnist", "fairface"} and (small["status"] == "ok").all()
+    assert (small["steps_per_s"] > 0).all()
+    projection = pd.read_csv(work / "throughput_small_projection.csv")
+    assert len(projection) == (small["variant"] == "as configured").sum()
+    packed = json.loads((work / "packed.json").read_text())
+    assert packed["processes"] == 4 and len(packed["steps_per_s_each"]) == 4 and packed["steps_per_s_total"] > 0
+    assert {p.name for p in out.iterdir()} == {"session.log", "throughput_small.csv",
+                                               "throughput_small_projection.csv", "gpu_check.tgz"}
+    assert "== done after" in (out / "session.log").read_text()
