@@ -192,3 +192,20 @@ def test_mini_waterbirds_slice_builds_its_outputs_and_one_row_edit_reruns_only_t
     assert counts["waterbirds_train"] == 1 and counts["waterbirds_table"] == 1
     assert re.findall(RUN, "".join(train_blocks(proc.stdout)))[0][0] == "fisher_flat"
     assert "waterbirds_traces" not in counts and "waterbirds_prepare" not in counts
+
+
+def test_group_figure_writes_the_value_of_a_bar_too_low_to_see(monkeypatch):
+    from debias import plots
+    from debias.experiments import waterbirds as exp
+
+    groups = list(exp.GROUP_NAMES.values())
+    runs = pd.DataFrame([{"row": row, **{f"test_acc_{g}": acc for g, acc in zip(groups, accs)}, "Worst": min(accs)}
+                         for row, accs in (("a", (90, 0.0, 0.4, 95)), ("a", (92, 0.0, 0.2, 97)),
+                                           ("b", (80, 60, 70, 85)))])
+    shown = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, outputs: shown.update(fig=fig))
+    exp.group_figure(runs, "mini", [])
+    texts = shown["fig"].axes[0].texts
+    # row a: landbird on water (0), waterbird on land (0.3) and its worst group (0.1) are written; row b's bars show
+    assert sorted(t.get_text() for t in texts) == ["0", "0", "0"]
+    assert len({round(t.get_position()[0], 6) for t in texts}) == 3

@@ -236,8 +236,11 @@ def group_figure(runs, scale: str, outputs) -> None:
         cols = [f"test_acc_{g}" for g in groups] + ["Worst"]
         mean = d[cols].mean().to_numpy()
         std = d[cols].std(ddof=1).fillna(0).to_numpy() if len(d) > 1 else np.zeros(len(cols))
-        ax.bar(x + (i - (len(labels) - 1) / 2) * width, mean, width, yerr=std, capsize=2, color=colors[i],
-               label=f"{label} (n={len(d)})")
+        at = x + (i - (len(labels) - 1) / 2) * width
+        ax.bar(at, mean, width, yerr=std, capsize=2, color=colors[i], label=f"{label} (n={len(d)})")
+        for xi, m in zip(at, mean):
+            if m < 1:  # a bar this low cannot be seen: its value is written where it would stand
+                ax.text(xi, 1, f"{m:.0f}", ha="center", va="bottom", fontsize=7, color=colors[i], fontweight="bold")
     ax.set_xticks(x, [g.replace("_", "\non ") for g in groups] + ["worst\ngroup"], fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
