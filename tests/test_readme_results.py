@@ -57,8 +57,8 @@ def test_snippets_replace_only_the_marked_text(tmp_path):
             "the models' val macro-F1 0.500–0.610, "
             "the flipped ground truth's 0.550–0.950.") in out
     assert "| 1e-03 | 30.0 | 25.5 |" in out and "| 1e-02 | 20.0 | 22.0 |" in out
-    assert "| erm (last epoch) | 91.3 ± 1.5 (97.3) | 10.0 (60) |" in out  # 91.25: the half rounds up
-    assert "| groupdro (best val worst) | 88.0 ± 0.0 | 70.0 ± 2.0 (86) |" in out
+    assert "| erm (last epoch) | 91.3 ± 1.5 (97.3) | 10.0 (60.0) |" in out  # 91.25: the half rounds up
+    assert "| groupdro (best val worst) | 88.0 ± 0.0 | 70.0 ± 2.0 (86.0) |" in out
     assert readme_results.render(out, tmp_path) == out
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 import pandas as pd
 
 from debias.io import write_text
-from debias.tables import fixed
+from debias.tables import fixed, paper_value
 
 
 def _pm(mean: float, std: float) -> str:
@@ -40,7 +40,7 @@ def colored_mnist(tables: Path) -> str:
         cells = []
         for s in cols:
             r = d[(d.method == method) & (d.sigma2 == s)].iloc[0]
-            cells.append(f"{_pm(r.acc_mean, r.acc_std)} ({r.paper:g})" if not pd.isna(r.paper) else _pm(r.acc_mean, r.acc_std))
+            cells.append(_pm(r.acc_mean, r.acc_std) + ("" if pd.isna(r.paper) else f" ({paper_value(r.paper, 3)})"))
         rows.append([method, *cells])
     n = int(d.n_seeds.max())
     return (f"Test accuracy, mean ± std over {n} seeds (the paper's value in brackets; not directly comparable, "
@@ -124,7 +124,7 @@ def waterbirds(tables: Path) -> str:
         for col in columns:
             r = d[(d.row == row) & (d.column == col)].iloc[0]
             cell = fixed(r["mean"], 1) + ("" if pd.isna(r["std"]) else f" ± {fixed(r['std'], 1)}")
-            cells.append(cell + ("" if pd.isna(r.paper) else f" ({r.paper:g})"))
+            cells.append(cell + ("" if pd.isna(r.paper) else f" ({paper_value(r.paper, 1)})"))
         rows.append([row, *cells])
     n = int(d.n_seeds.max())
     return (f"Test accuracy (%), mean ± std over {n} seeds (the paper's value in brackets; not directly comparable, "
