@@ -414,3 +414,31 @@ def test_engine_run_resumed_after_two_epochs_ends_as_one_that_ran_through(tmp_pa
         assert out["history"][0]["epsilon"] == 0.0 and out["history"][1]["epsilon"] > 0
         assert resumed.epsilon == straight.epsilon and torch.equal(resumed.mu, straight.mu)
         assert (straight.mu > 0).any()
+
+
+@pytest.mark.parametrize("name,hp", [("erm", HP), ("groupdro", DRO), ("fisher_flat", FF)])
+def test_the_head_runs_in_float32_under_autocast(monkeypatch, name, hp):
+    """With bf16 autocast on (forced on CPU here; on CUDA in the configs) the features are bf16 but the logits, and
+    fisher_flat's head input and logits that its trace reads, are the float32 head applied to them."""
+    import debias.methods.erm as erm
+    import debias.methods.fisher as fisher
+
+    bf16 = lambda device, enabled=True: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    monkeypatch.setattr(erm, "autocast", bf16)
+    monkeypatch.setattr(fisher, "autocast", bf16)
+    torch.manual_seed(0)
+    m = methods.get(name)(Backbone(nn.Sequential(nn.Flatten(), nn.Linear(12, 64)), nn.Linear(64, 5)),
+                          {**hp, "autocast": True})
+    x = torch.randn(8, 3, 2, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feat = m.modules["f"](x)
+        bf16_head = m.modules["g"](feat).float()
+    assert feat.dtype == torch.bfloat16
+    expected = m.modules["g"](feat.float())
+    z = m.logits(x)
+    assert z.dtype == torch.float32 and not torch.equal(z, bf16_head)
+    torch.testing.assert_close(z, expected, rtol=0, atol=0)
+    if name == "fisher_flat":
+        h, z = m.features_and_logits(x)
+        torch.testing.assert_close(h, feat.float(), rtol=0, atol=0)
+        torch.testing.assert_close(z, expected, rtol=0, atol=0)

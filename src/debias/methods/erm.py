@@ -59,9 +59,11 @@ class Gray(Baseline):
 class ERM(Baseline):
     """``baseline``'s update (mean cross-entropy, momentum SGD) with the forward under bf16 autocast on CUDA
     (config key ``autocast``, default on; a no-op on CPU, so on CPU ``erm`` and ``baseline`` give the same
-    numbers). Logits come back in float32. The base of ``groupdro`` and ``fisher_flat``."""
+    numbers) and the classifier in float32. The base of ``groupdro`` and ``fisher_flat``."""
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The features under autocast, the classifier in float32 on them (as COCO's ``NoMix.logits``): the logits
+        that model selection, the group accuracies and the traces read keep float32's precision."""
         with autocast(x.device, self.hp.get("autocast", True)):
-            out = super().logits(x)
-        return out.float()
+            feat = self.modules["f"](self.transform(x))
+        return self.modules["g"](feat.float())
