@@ -38,3 +38,21 @@ def test_unknown_mode_is_refused():
     m = methods.get("baseline")(colored_mnist_backbone(4, 10, 8, [0.5] * 3, [0.25] * 3), HP)
     with pytest.raises(ValueError, match="compile mode 'fast'; expected one of none, default"):
         m.compile("fast")
+
+
+def test_l2rw_trains_eagerly_whatever_compile_says(capsys):
+    """torch.compile cannot take l2rw's double backward (it failed at the first step): l2rw leaves its modules
+    eager and says so in the job log, and steps."""
+    from debias.models import l2rw_lenet_backbone
+
+    torch.manual_seed(0)
+    m = methods.get("l2rw")(l2rw_lenet_backbone(1, 1, 4, 28), dict(steps=2, lr=0.01, momentum=0.9,
+                                                                    weight_decay=0.0, meta_lr=0.01))
+    g = torch.Generator().manual_seed(1)
+    m.attach({"train": {"x": torch.rand(8, 1, 28, 28, generator=g), "y": torch.arange(8) % 2},
+              "val": {"x": torch.rand(4, 1, 28, 28, generator=g), "y": torch.arange(4) % 2}})
+    m.compile("default")
+    assert not any(getattr(mod, "_compiled_call_impl", None) is not None for mod in m.modules.values())
+    assert "l2rw: train.compile 'default' not applied" in capsys.readouterr().err
+    logs = m.update({"x": torch.rand(8, 1, 28, 28, generator=g), "y": torch.arange(8) % 2})
+    assert torch.isfinite(logs["loss"]).all()

@@ -192,6 +192,17 @@ class LearningToReweight(_Reweighted):
     needs = ("x", "y")
     hparams = Baseline.hparams + ("meta_lr",)  # optional: meta_gradient = lookahead (default) | forward
 
+    def compile(self, mode: str) -> "LearningToReweight":
+        """Eager whatever ``train.compile`` says (the job log says so): the meta-gradient differentiates through
+        the training step, and torch.compile's autograd does not support that double backward."""
+        super().compile("none")
+        if mode != "none":
+            import sys
+
+            print(f"l2rw: train.compile {mode!r} not applied, l2rw trains eagerly (torch.compile does not support "
+                  "the double backward of its meta-gradient)", file=sys.stderr, flush=True)
+        return self
+
     def attach(self, splits):
         super().attach(splits)
         if "val" not in splits:
