@@ -116,3 +116,20 @@ def test_no_pinning_under_slurm_or_without_gpus(monkeypatch, tmp_path):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert pin_gpus(1, tmp_path) is None
     assert pin_gpus(0, tmp_path) is None
+
+
+
+def test_auto_says_so_when_the_node_has_gpus_torch_cannot_use(monkeypatch, capsys):
+    import torch
+
+    from debias.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("DEBIAS_GPU_COUNT", "2")  # as if nvidia-smi listed two GPUs
+    assert resolve_device("auto").type == "cpu"
+    err = capsys.readouterr().err
+    assert "node has GPUs" in err and "lists 0,1" in err and "training on the CPU" in err
+    monkeypatch.setenv("DEBIAS_GPU_COUNT", "0")  # a CPU node: silent
+    assert resolve_device("auto").type == "cpu"
+    assert capsys.readouterr().err == ""

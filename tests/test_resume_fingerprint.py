@@ -77,6 +77,7 @@ def test_unchanged_run_resumes_and_records_every_data_hash(tmp_path, data, monke
     assert rec["resumed_from_epoch"] == 1
     assert rec["data_sha256"] == {"pool": sha256_file(pool), "split": sha256_file(split)}
     assert rec["model"] == MODEL and rec["determinism"]["deterministic"] is True
+    assert rec["determinism"]["cudnn_allow_tf32"] is False  # float32 convolutions in float32 on a GPU too
 
 
 def test_other_network_width_is_not_resumed(tmp_path, data, monkeypatch):
@@ -97,4 +98,25 @@ def test_other_split_is_not_resumed(tmp_path, data, monkeypatch):
     pool, split = data
     killed_after_one_epoch(tmp_path, pool, split, monkeypatch)
     reweighting.build_splits(str(pool), {**SECTION, "n_val_per_class": 3}, 0.9, [0], str(split))
+    assert run(tmp_path, pool, split)["resumed_from_epoch"] == 0
+
+
+def test_a_state_from_another_device_is_not_resumed(tmp_path, data, monkeypatch):
+    """The device type is part of the fingerprint: a run killed on the CPU and rerun on a GPU starts afresh (the
+    GPU run would otherwise continue from CPU numbers and be recorded as a CUDA run). Rerunning on a second device
+    type is simulated by rewriting the state's fingerprint to the one the same run gets on 'cuda'."""
+    from debias import runner
+
+    pool, split = data
+    killed_after_one_epoch(tmp_path, pool, split, monkeypatch)
+    seen = []
+    real = runner.fingerprint
+    monkeypatch.setattr(runner, "fingerprint", lambda *parts: seen.append(parts) or real(*parts))
+    assert run(tmp_path, pool, split)["resumed_from_epoch"] == 1  # control: same device, resumed
+    (parts,) = [p for p in seen if len(p) > 1]
+    assert parts[-1] == "cpu"
+    killed_after_one_epoch(tmp_path, pool, split, monkeypatch)
+    state = torch.load(tmp_path / "state.pt", weights_only=False)
+    state["fingerprint"] = real(*parts[:-1], "cuda")
+    torch_save(state, tmp_path / "state.pt")
     assert run(tmp_path, pool, split)["resumed_from_epoch"] == 0

@@ -113,3 +113,18 @@ def test_hand_run_writes_both_files(tmp_path, monkeypatch):
     ff = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())["reweighting"]
     runs = (len(ff["fairface"]["shares"]) + 1) * len(ff["seeds"])  # every share and the balanced 0.5, every seed
     assert len(proj) == 1 + 6 and proj[1].startswith(f"fairface,baseline,{runs},144,10.0000,")
+
+
+def test_gpu_utilisation_is_read_from_the_device_torch_uses_not_nvmls_same_index():
+    """A job pinned to physical GPU 2 sees it as torch's device 0; NVML counts physical devices, so the sampler
+    must find it by UUID (NVML's with a GPU- prefix), not by torch's index."""
+    from types import SimpleNamespace
+
+    from debias.throughput import nvml_handle
+
+    uuids = ["GPU-aaaa-0", "GPU-bbbb-1", b"GPU-cccc-2"]  # older NVML bindings return bytes
+    nvml = SimpleNamespace(nvmlDeviceGetCount=lambda: 3, nvmlDeviceGetHandleByIndex=lambda i: f"handle{i}",
+                           nvmlDeviceGetUUID=lambda h: uuids[int(h[-1])])
+    assert nvml_handle(nvml, "cccc-2", 0) == "handle2"
+    assert nvml_handle(nvml, "GPU-BBBB-1", 0) == "handle1"
+    assert nvml_handle(nvml, "dddd-9", 0) == "handle0"  # not found: torch's index, as before

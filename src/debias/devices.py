@@ -107,7 +107,13 @@ def resolve_device(choice: str):
     import torch
 
     if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "" and visible_pool():
+            print(f"warning: config key device is 'auto' and this node has GPUs (nvidia-smi or CUDA_VISIBLE_DEVICES "
+                  f"lists {','.join(visible_pool())}), but torch {torch.__version__} (CUDA {torch.version.cuda}) "
+                  "cannot use them (a driver older than that CUDA?): training on the CPU", file=sys.stderr, flush=True)
+        return torch.device("cpu")
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("config key device: 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
     return torch.device(choice)

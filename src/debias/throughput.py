@@ -229,7 +229,7 @@ class GpuSampler:
 
             pynvml.nvmlInit()
             index = device.index if device.index is not None else torch.cuda.current_device()
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self.handle = nvml_handle(pynvml, str(torch.cuda.get_device_properties(index).uuid), index)
             self.nvml = pynvml
         except Exception:  # noqa: BLE001 - NVML missing or unusable: utilisation stays unknown
             self.handle = None
@@ -255,6 +255,21 @@ class GpuSampler:
         return statistics.fmean(self.samples) if self.samples else None
 
 
+def nvml_handle(nvml, uuid: str, index: int):
+    """NVML's handle of the device whose UUID torch reports. NVML numbers every GPU of the node, ignoring
+    CUDA_VISIBLE_DEVICES, so torch's device 0 of a job pinned to GPU 3 is NVML's device 3, not its device 0;
+    the UUID names the same device in both (NVML writes it with a ``GPU-`` prefix). Falls back to the index."""
+    def norm(u):
+        u = u.decode() if isinstance(u, bytes) else str(u)
+        return u.lower().removeprefix("gpu-")
+
+    for i in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(i)
+        if norm(nvml.nvmlDeviceGetUUID(handle)) == norm(uuid):
+            return handle
+    return nvml.nvmlDeviceGetHandleByIndex(index)
+
+
 def index_stream(method, n: int, batch_size: int, device: torch.device, seed: int = 0):
     """Batch indices forever, epoch after epoch, as the training loops draw them (``engine.epoch_indices``), full
     batches only: the timing is per batch size."""
@@ -269,7 +284,9 @@ def index_stream(method, n: int, batch_size: int, device: torch.device, seed: in
 _DATA: dict = {}
 
 
-def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> dict[str, Any]:
+def setup_case(case: Case, device: torch.device):
+    """(method, batch): the case's method built, attached and compiled as its training job does it, on ``device``,
+    and a function giving its next training batch (the device image pipeline's view for the photo datasets)."""
     from debias import methods
     from debias.data.image_pipeline import Pipeline
     from debias.determinism import configure
@@ -286,12 +303,17 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
     splits = _DATA[key]
     train = splits["train"]
     cls = methods.get(case.method)
-    method = cls(case.make_backbone(), case.hp).to(device)
+
+    def build():
+        with device:  # made where they train (on ``meta``, .to() would make parameters the optimisers do not hold)
+            return cls(case.make_backbone(), case.hp).to(device)
+
+    method = build()
     stacked = None
     if case.batch_runs > 1:
         from debias.batched import StackedSplits, attach, stack_methods
 
-        members = [cls(case.make_backbone(), case.hp).to(device) for _ in range(case.batch_runs)]
+        members = [build() for _ in range(case.batch_runs)]
         method = stack_methods(members, method)
         attach(method, members, [splits] * case.batch_runs)
         stacked = StackedSplits([train] * case.batch_runs)
@@ -314,6 +336,12 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
         b = {k: v[idx] for k, v in train.items() if k != "x"}
         b["x"] = pipe.train_view(train["x"][idx]) if case.photo["view"] == "train" else pipe.eval_view(train["x"][idx])
         return b
+
+    return method, batch
+
+
+def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> dict[str, Any]:
+    method, batch = setup_case(case, device)
 
     def sync():
         if device.type == "cuda":
