@@ -26,7 +26,7 @@ class Killed(Exception):
     pass
 
 
-def run(prepared, out, aug="mixup"):
+def run(prepared, out, aug="mixup", device="cpu"):
     data, labels = prepared
     out.mkdir(parents=True, exist_ok=True)
     hp = {"epochs": 4, "weight_decay": 1e-5, "loss": "bce", "train_layers": "all", "alpha": 1.0, "lam": "sample"}
@@ -35,12 +35,18 @@ def run(prepared, out, aug="mixup"):
                      "autocast": True, "deterministic": True},
           image=IMAGE, split="none", aug=aug, pairing="random", lr=1e-2, seeds=[3], data=data, labels=labels,
           metrics=[str(out / "metrics.json")], logits=[str(out / "logits.pt")], states=[str(out / "state.pt")],
-          device="cpu", progress=False)
+          device=device, progress=False)
     return json.loads((out / "metrics.json").read_text()), torch.load(out / "logits.pt")
 
 
-def test_killed_run_resumes_from_its_last_epoch_to_the_same_numbers(prepared, tmp_path, monkeypatch):
-    ref, ref_logits = run(prepared, tmp_path / "through")
+CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                         reason="needs a CUDA device")])
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_killed_run_resumes_from_its_last_epoch_to_the_same_numbers(prepared, tmp_path, monkeypatch, device):
+    """On a GPU too (bf16 autocast, deterministic kernels): the resumed run's numbers are bit-identical."""
+    ref, ref_logits = run(prepared, tmp_path / "through", device=device)
 
     calls = {"n": 0}
     view = coco_exp.Pipeline.train_view
@@ -53,11 +59,11 @@ def test_killed_run_resumes_from_its_last_epoch_to_the_same_numbers(prepared, tm
 
     monkeypatch.setattr(coco_exp.Pipeline, "train_view", dying_view)
     with pytest.raises(Killed):
-        run(prepared, tmp_path / "killed")
+        run(prepared, tmp_path / "killed", device=device)
     assert (tmp_path / "killed" / "state.pt").is_file() and not (tmp_path / "killed" / "metrics.json").exists()
     monkeypatch.setattr(coco_exp.Pipeline, "train_view", view)
     torch.manual_seed(999)  # another global RNG state must not matter: the state restores it
-    got, got_logits = run(prepared, tmp_path / "killed")
+    got, got_logits = run(prepared, tmp_path / "killed", device=device)
 
     assert got["resumed_from_epoch"] == 2 and ref["resumed_from_epoch"] == 0
     assert got["history"] == ref["history"] and got["selected"] == ref["selected"]

@@ -42,7 +42,7 @@ def test_session_runs_its_steps_on_cpu_and_hands_back_its_files(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     out.mkdir()
     env = {**os.environ, "OUT": str(out), "GPU_CHECK_OUT": str(work), "GPU_CHECK_CONFIG": "config/mini.yaml",
-           "GPU_CHECK_SECONDS": "0.2", "GPU_CHECK_STEPS": "photo small mini_cuda packed",
+           "GPU_CHECK_SECONDS": "0.2", "GPU_CHECK_STEPS": "photo gpu_tests small mini_cuda packed",
            "GPU_CHECK_PACKED_DELAY": "20", "GPU_CHECK_WHEELS": str(tmp_path / "none"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(["bash", str(KIT / "session.sh")], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -50,6 +50,7 @@ def test_session_runs_its_steps_on_cpu_and_hands_back_its_files(tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "== small: exit 0" in log and "== packed: exit 0" in log, log[-3000:]
+    assert "== gpu_tests: exit 0" in log and "skipped" in log  # collected, and skipped without a GPU
     assert "== mini_cuda: skipped, torch sees no GPU" in log and "== compiled: not in GPU_CHECK_STEPS" in log
     small = pd.read_csv(work / "throughput_small.csv")
     assert set(small["experiment"]) == {"colored_mnist", "fairface"} and (small["status"] == "ok").all()

@@ -4,25 +4,28 @@
 # Within GPU_CHECK_BUDGET_S seconds (default 540) it runs, in this order, each step capped so that the later ones
 # still get time and a step that overruns is killed (what it measured so far is kept):
 #   1. photo      ResNet-50 training throughput of COCO's and Waterbirds' rows (images/s, memory, GPU use)
-#   2. small      the small networks' rows (colored MNIST, FairFace; batched variants too), uncompiled,
+#   2. gpu_tests  the tests marked `gpu` (pytest -m gpu): every table row's method steps on CUDA without a CPU
+#                 tensor, a non-deterministic kernel or a host wait; a COCO run killed on the GPU resumes
+#                 bit-identically
+#   3. small      the small networks' rows (colored MNIST, FairFace; batched variants too), uncompiled,
 #                 with the projection of each table's device hours at one run at a time
-#   3. mini_cuda  the whole mini pipeline through Snakemake with every training job on the GPU, small jobs
+#   4. mini_cuda  the whole mini pipeline through Snakemake with every training job on the GPU, small jobs
 #                 sharing it (tools/gpu_check/mini_on_cuda.yaml); skipped without a GPU
-#   4. packed     4 processes of colored MNIST's baseline on one device at once (what slot sharing gains)
-#   5. compiled   the torch.compile variants of the small networks
+#   5. packed     4 processes of colored MNIST's baseline on one device at once (what slot sharing gains)
+#   6. compiled   the torch.compile variants of the small networks, with whatever time is left
 # Everything goes to results/gpu_check/ (GPU_CHECK_OUT); where $OUT is set (the device tool), the CSVs, the log
 # and one archive of the rest are copied there. Needs torch, torchvision, pandas, matplotlib, seaborn, PyYAML;
-# step 3 also needs Snakemake, mlxtend, pycocotools and jsonschema: for a machine without them, run
+# steps 2 and 4 also need pytest, Snakemake, mlxtend, pycocotools and jsonschema: for a machine without them, run
 # tools/gpu_check/fetch_wheels.sh where PyPI is reachable and bring .whl/ along (installed below into /tmp;
 # GPU_CHECK_WHEELS names another folder).
-# GPU_CHECK_CONFIG (default config/config.yaml) and GPU_CHECK_SECONDS (timed seconds per case, default 4) set
-# what the throughput steps time; GPU_CHECK_STEPS (default "photo small mini_cuda packed compiled") which steps run.
+# GPU_CHECK_CONFIG (default config/config.yaml) and GPU_CHECK_SECONDS (timed seconds per case, default 3) set
+# what the throughput steps time; GPU_CHECK_STEPS (default: all six, in that order) which steps run.
 set -uo pipefail
 self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$self")/../.."
 budget=${GPU_CHECK_BUDGET_S:-540}
-steps=" ${GPU_CHECK_STEPS:-photo small mini_cuda packed compiled} "
-seconds=${GPU_CHECK_SECONDS:-4}
+steps=" ${GPU_CHECK_STEPS:-photo gpu_tests small mini_cuda packed compiled} "
+seconds=${GPU_CHECK_SECONDS:-3}
 config=${GPU_CHECK_CONFIG:-config/config.yaml}
 work=${GPU_CHECK_OUT:-results/gpu_check}
 t0=$(date +%s)
@@ -63,15 +66,16 @@ torch.cuda.get_device_name() if torch.cuda.is_available() else None, 'cpus', __i
 gpu=$(python3 -c "import torch; print(int(torch.cuda.is_available()))")
 
 tp=(python3 -m debias.throughput --config "$config" --seconds "$seconds")
-step photo 150 "${tp[@]}" --only coco,waterbirds --compiled without --out "$work/throughput_photo.csv"
-step small 150 "${tp[@]}" --only colored_mnist,fairface --compiled without --out "$work/throughput_small.csv"
+step photo 110 "${tp[@]}" --only coco,waterbirds --compiled without --out "$work/throughput_photo.csv"
+step gpu_tests 120 python3 -m pytest -q -m gpu -p no:cacheprovider -rs tests/ --junitxml "$work/gpu_tests.xml"
+step small 110 "${tp[@]}" --only colored_mnist,fairface --compiled without --out "$work/throughput_small.csv"
 if [ "$gpu" = 1 ] || [[ $steps != *" mini_cuda "* ]]; then
-  step mini_cuda 200 python3 -m snakemake all --cores 16 --resources gpu=1 --keep-going --scheduler greedy \
+  step mini_cuda 140 python3 -m snakemake all --cores 16 --resources gpu=1 --keep-going --scheduler greedy \
     --configfile config/mini.yaml tools/gpu_check/mini_on_cuda.yaml
 else
   echo "== mini_cuda: skipped, torch sees no GPU"
 fi
-step packed 80 bash -c "${tp[*]} --case colored_mnist/baseline --processes 4 --start-delay ${GPU_CHECK_PACKED_DELAY:-30} > $work/packed.json"
+step packed 60 bash -c "${tp[*]} --case colored_mnist/baseline --processes 4 --start-delay ${GPU_CHECK_PACKED_DELAY:-30} > $work/packed.json"
 step compiled 600 "${tp[@]}" --only colored_mnist,fairface --compiled only --out "$work/throughput_compiled.csv"
 
 for f in "$work"/*.csv "$work"/packed.json; do

@@ -13,6 +13,7 @@ Outputs are float32 (the model's autocast decides the compute precision), channe
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +30,7 @@ class Pipeline:
     channels_last: bool = False
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x_uint8.device).view(1, -1, 1, 1) * 255.0
-        inv_std = 1.0 / (torch.tensor(self.std, device=x_uint8.device).view(1, -1, 1, 1) * 255.0)
+        mean, inv_std = _normalisation(self.mean, self.std, x_uint8.device)
         x = (x_uint8.float() - mean) * inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
@@ -58,6 +58,14 @@ def crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torc
     idx_b = torch.arange(b, device=x.device)[:, None, None]
     out = x.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]]  # [B, crop, crop, C]
     return out.permute(0, 3, 1, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def _normalisation(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device):
+    """(255 mean, 1 / (255 std)) as [1, C, 1, 1] tensors on ``device``, made once per device: a host-to-device copy
+    at every batch would make the host wait for the GPU at every step."""
+    m = torch.tensor(mean).view(1, -1, 1, 1) * 255.0
+    return m.to(device), (1.0 / (torch.tensor(std).view(1, -1, 1, 1) * 255.0)).to(device)
 
 
 def autocast(device: torch.device, enabled: bool = True):

@@ -132,12 +132,14 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
     for seed, metrics_out, logits_out, state_path in zip(seeds, metrics, logits, states):
         run_id = f"coco/split={split}/{aug}/pairing={pairing}/lr={lr:.0e}/seed={seed}"
         t_start, started_unix = time.monotonic(), time.time()
+        if dev.type == "cuda":  # each run's own peak, not the job's so far (a job may train several cells)
+            torch.cuda.reset_peak_memory_stats(dev)
         torch.manual_seed(seed)
         method = cls(make_backbone(model, len(lab["columns"])), hp).to(dev)
         if train_cfg["channels_last"]:
             method.modules.to(memory_format=torch.channels_last)
         method.attach({"train": {"y": y["train"][train_idx]}})
-        fp = fingerprint(cls_name, hp, train_cfg, model, image, labels_sha, data_sha, split, seed)
+        fp = fingerprint(cls_name, hp, train_cfg, model, image, labels_sha, data_sha, split, seed, dev.type)
         out = _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, Path(state_path), fp, run_id, progress)
         method.modules.load_state_dict(out.pop("best_state"))
         val_logits = split_logits(method, x["val"], pipe, train_cfg["eval_batch_size"])
@@ -169,7 +171,9 @@ def _load_splits(data: str, labels: str, dev: torch.device, cache: dict):
     """(images, objects, genders per split on ``dev``, the labels file, both sha256), read once per ``cache``."""
     key = (str(data), str(labels), str(dev))
     if key not in cache:
-        images = torch.load(data, map_location="cpu", weights_only=True)
+        # memory-mapped: the full-scale file (~24 GB of uint8 images) goes to the device split by split instead of
+        # being read whole into host memory first (a Slurm job's mem_mb would not hold it)
+        images = torch.load(data, map_location="cpu", weights_only=True, mmap=True)
         lab = torch.load(labels, map_location="cpu", weights_only=True)
         cache.clear()
         cache[key] = ({s: images[s].to(dev) for s in coco.SPLITS},

@@ -72,7 +72,8 @@ def bias_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
         t = target[:, c].long()
         if members == 1:
             valid = (t != ignore_index).sum()
-            loss = F.cross_entropy(logits[:, :, c], t, ignore_index=ignore_index, reduction="sum")
+            # summed here, not by reduction="sum": that is CUDA's nll_loss2d with atomic adds (not deterministic)
+            loss = F.cross_entropy(logits[:, :, c], t, ignore_index=ignore_index, reduction="none").sum()
         else:
             valid = (t != ignore_index).reshape(members, -1).sum(dim=1)
             loss = F.cross_entropy(logits[:, :, c], t, ignore_index=ignore_index, reduction="none")
@@ -191,6 +192,6 @@ class LearningNotToLearnAdaptive(LearningNotToLearn):
 
     def update(self, batch):
         logs = super().update(batch)
-        logs["grl_factor"] = torch.tensor(self.grl_factor())
+        logs["grl_factor"] = torch.tensor(self.grl_factor(), device=logs["loss"].device)
         self.gamma += self.ramp_per_step
         return logs

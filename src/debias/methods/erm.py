@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from debias.data.image_pipeline import autocast
@@ -17,8 +19,13 @@ LUMA = (0.299, 0.587, 0.114)
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
     """RGB in [0, 1] [B, 3, H, W] -> luma copied to 3 channels, so the network keeps its input shape."""
-    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True).expand_as(x)
+    return (x * _luma(x.dtype, x.device)).sum(dim=1, keepdim=True).expand_as(x)
+
+
+@functools.lru_cache(maxsize=None)
+def _luma(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The luma weights [1, 3, 1, 1] on ``device``, copied there once (a copy per step makes the host wait)."""
+    return torch.tensor(LUMA, dtype=dtype).view(1, 3, 1, 1).to(device)
 
 
 @register("baseline")

@@ -261,9 +261,10 @@ class FisherFlat(ERM):
         if self.constrained:
             where = idx if self.hp["multipliers"] == "per_sample" else torch.zeros(1, dtype=torch.long, device=idx.device)
             dual_step(self.mu, where, violation, self.hp["dual_step_size"])
+        over = (t.detach() > self.epsilon).float().mean() if self.constrained else objective.new_zeros(())
         logs.update({
             "objective": objective.detach(),
-            "over_epsilon": (t.detach() > self.epsilon).float().mean() if self.constrained else torch.zeros(()),
+            "over_epsilon": over,
             "mu_mean": self.mu.mean(),
             "active_fraction": (self.mu > 0).float().mean(),
         })

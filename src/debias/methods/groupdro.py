@@ -66,6 +66,8 @@ class GroupDRO(ERM):
         self.group_counts = torch.bincount(group.long(), minlength=num_groups).to(group.device)
         self.q = torch.full((num_groups,), 1.0 / num_groups, device=group.device)  # a resumed run loads its own
         self.sample_weight = (group.numel() / self.group_counts.double()[group.long()]).cpu()
+        # once, not at every step (its host-to-device copy and `if` would make the host wait for the GPU)
+        self.adjustment = adjustment(self.hp["generalization_adjustment"], self.group_counts)
 
     def group_balanced_batches(self, n: int, batch_size: int, steps: int, gen: torch.Generator):
         idx = torch.multinomial(self.sample_weight, steps * batch_size, replacement=True, generator=gen)
@@ -75,7 +77,7 @@ class GroupDRO(ERM):
         self.zero_grad()
         losses = per_example_loss(self.logits(batch["x"]), batch["y"])
         group_losses = group_mean_losses(losses, batch["group"].long(), self.q.numel())
-        adj = adjustment(self.hp["generalization_adjustment"], self.group_counts).to(group_losses.dtype)
+        adj = self.adjustment.to(group_losses.dtype)
         self.q = update_q(self.q, group_losses + adj, self.hp["robust_step_size"])
         robust = group_losses @ self.q.to(group_losses.dtype)
         robust.backward()

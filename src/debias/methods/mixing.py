@@ -129,6 +129,7 @@ class NoMix(Method):
         self.optimizers["fg"] = self.opt
         self.use_autocast = hp.get("autocast", True)
         self.class_weight: torch.Tensor | None = None  # set by attach from the training split
+        self._beta: dict[torch.device, torch.distributions.Beta] = {}  # mixup / cutmix: Beta(alpha, alpha) per device
         if hp.get("pairing", "random") == "balanced":
             self.needs = ("x", "y", hp.get("pair_field", "group"))
 
@@ -142,7 +143,8 @@ class NoMix(Method):
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        self.class_weight = state.get("class_weight")
+        weight = state.get("class_weight")  # loaded onto the CPU: back to the device attach put the weights on
+        self.class_weight = weight.to(self.class_weight.device) if None not in (weight, self.class_weight) else weight
 
     def num_outputs(self) -> int:
         """Output width of the classifier: its last Linear layer's (the one-hot width of class-index targets)."""
@@ -177,8 +179,10 @@ class NoMix(Method):
         return random_partners(n, batch["x"].device), torch.ones(n, dtype=torch.bool, device=batch["x"].device)
 
     def draw_lam(self, n: int, paired: torch.Tensor, device) -> torch.Tensor:
-        a = float(self.hp["alpha"])
-        beta = torch.distributions.Beta(torch.tensor(a, device=device), torch.tensor(a, device=device))
+        beta = self._beta.get(device)
+        if beta is None:  # made once per device: two host-to-device copies and three checks a step would sync
+            a = torch.tensor(float(self.hp["alpha"]), device=device)
+            beta = self._beta[device] = torch.distributions.Beta(a, a, validate_args=False)
         lam = beta.sample((n,)) if self.hp.get("lam", "sample") == "sample" else beta.sample().expand(n)
         return torch.where(paired, lam, torch.ones_like(lam))
 
