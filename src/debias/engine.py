@@ -132,8 +132,11 @@ def epoch_indices(method: Method, n: int, batch_size: int, seed: int, epoch: int
     """The batch indices of one epoch: the method's own sampler if it has one, else a shuffled pass over range(n)
     (the last batch may be smaller)."""
     if method.batch_sampler is not None:
-        for idx in method.batch_sampler(n, batch_size, steps, epoch_generator(seed, epoch)):
-            yield idx.to(device)
+        # drawn on the host for the whole epoch and copied to the device at once: a copy per step would make the
+        # host wait for the GPU at every step
+        drawn = list(method.batch_sampler(n, batch_size, steps, epoch_generator(seed, epoch)))
+        if drawn:
+            yield from torch.cat(drawn).to(device).split([len(i) for i in drawn])
         return
     order = epoch_order(n, seed, epoch)[: steps * batch_size].to(device)
     for start in range(0, order.numel(), batch_size):
@@ -159,7 +162,7 @@ def evaluate(method: Method, split: dict[str, torch.Tensor], batch_size: int, gr
 
 def _rng_state() -> dict[str, Any]:
     state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():  # a CPU run on a GPU node leaves CUDA (and its memory) alone
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
