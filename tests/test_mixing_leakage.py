@@ -329,3 +329,17 @@ def test_f1_curve_at_rate_zero_is_the_dataset_leakage_and_flipping_lowers_it(tmp
     again = f1_curve_job(labels=str(labels), mode="unbalanced", split="gamma2", attacker=attacker, rates=[0.0, 0.3],
                          out=str(tmp_path / "workers.json"), workers=2)
     assert again["points"] == curve["points"]
+
+
+def test_a_loaded_state_keeps_the_class_weights_on_the_device_attach_chose():
+    """States are loaded onto the CPU; the class weights must go back to where attach put them (on a GPU run the
+    CPU copy made the first resumed step fail). The other device is PyTorch's meta device here."""
+    y = multilabel_batch()["y"]
+    saved = methods.get("mixup")(tiny_backbone(), HP)
+    saved.attach({"train": {"y": y}})
+    state = saved.state_dict()
+    resumed = methods.get("mixup")(tiny_backbone(), HP)
+    resumed.attach({"train": {"y": y}})
+    resumed.class_weight = resumed.class_weight.to("meta")  # as if attach had run on another device
+    resumed.load_state_dict(state)
+    assert resumed.class_weight.device.type == "meta" and resumed.class_weight.shape == state["class_weight"].shape

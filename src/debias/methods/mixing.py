@@ -144,7 +144,9 @@ class NoMix(Method):
     def load_state_dict(self, state):
         super().load_state_dict(state)
         weight = state.get("class_weight")  # loaded onto the CPU: back to the device attach put the weights on
-        self.class_weight = weight.to(self.class_weight.device) if None not in (weight, self.class_weight) else weight
+        if weight is not None and self.class_weight is not None:
+            weight = weight.to(self.class_weight.device)
+        self.class_weight = weight
 
     def num_outputs(self) -> int:
         """Output width of the classifier: its last Linear layer's (the one-hot width of class-index targets)."""
