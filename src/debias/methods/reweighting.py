@@ -130,31 +130,19 @@ class HardMining(_Reweighted):
 
     def attach(self, splits):
         super().attach(splits)
-        self.majority = int(class_counts(splits["train"]["y"]).argmax())
+        y = splits["train"]["y"]
+        self.majority = class_counts(y).argmax().reshape(1).to(y.device)  # [runs]: one run here
 
     def attach_batch(self, members):
-        self.majority = torch.tensor([m.majority for m in members])  # per run
+        self.majority = torch.cat([m.majority for m in members])  # per run
 
     def weights(self, batch, losses):
-        if self.members > 1:
-            return self.batched_weights(batch["y"], losses)
-        major = batch["y"] == self.majority
-        k = max(int((~major).sum()), 1)
-        w = (~major).to(losses.dtype)
-        major_idx = torch.nonzero(major).flatten()
-        if self.hp["ties"] == "reference":
-            chosen = major_idx[:k]
-        elif self.hp["ties"] == "loss":
-            chosen = major_idx[torch.topk(losses[major_idx], min(k, len(major_idx))).indices]
-        else:
-            raise ValueError(f"hardmining ties: expected 'reference' or 'loss', got {self.hp['ties']!r}")
-        w[chosen] = 1.0
-        return normalise(w)
+        return self.batched_weights(batch["y"], losses)  # one run is a batch of one: no host wait for k
 
     def batched_weights(self, y: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        """``weights`` of every run of a batch at once, without a loop (laid out as the batch: run after run): a
-        majority example is chosen where its rank among its run's majority examples (batch order, or loss order
-        for ``ties: loss``) is below that run's k."""
+        """The weights of every run of a batch at once (one run unbatched), without a loop or a value read on the
+        host (laid out as the batch: run after run): a majority example is chosen where its rank among its run's
+        majority examples (batch order, or loss order for ``ties: loss``) is below that run's k."""
         runs = self.members
         y, losses = y.reshape(runs, -1), losses.detach().reshape(runs, -1)
         major = y == self.majority.to(y.device)[:, None]
