@@ -90,6 +90,9 @@ def time_steps(method, batch, device, warmup: int, repeats: int) -> float:
 
 
 def run(device: torch.device, warmup: int, repeats: int) -> list[dict]:
+    from debias.determinism import configure
+
+    configure(True)  # the kernels training uses with train.deterministic: true (both configs, every experiment)
     rows = []
     for model_name, (make_backbone, make_batch, only) in benchmark_models().items():
         batch = make_batch(device)
