@@ -5,8 +5,7 @@ the real shapes (the throughput benchmark's set-up) and
 - keeps every logged value on the device (a CPU tensor there breaks a batched run's epoch means),
 - runs no operation without a deterministic CUDA implementation when its config asks for determinism (those
   only warn in training jobs, ``warn_only``; here a warning is a failure),
-- never makes the host wait for the GPU inside ``update`` (``torch.cuda.set_sync_debug_mode``), except where
-  listed in SYNCS_ALLOWED with the reason.
+- never makes the host wait for the GPU inside ``update`` (``torch.cuda.set_sync_debug_mode``).
 
 Other GPU tests live beside their CPU versions, marked ``gpu`` (``pytest -m gpu`` selects them all), e.g. a COCO
 run killed on the GPU resumes there to the numbers of one that ran through (tests/test_coco_resume.py)."""
@@ -21,7 +20,6 @@ from test_device_placement import cases
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 CASES = cases()
-SYNCS_ALLOWED: dict[tuple, str] = {}  # (experiment, row, runs) -> why that step must read a value on the host
 
 
 @pytest.mark.parametrize("key", list(CASES), ids=lambda k: f"{k[0]}-{k[1]}" + ("-batched" if k[2] > 1 else ""))
@@ -51,6 +49,5 @@ def test_steps_on_cuda_stay_on_the_device_deterministic_and_without_waiting(key)
         nondeterministic = [m for m in messages if "deterministic" in m]
         assert not nondeterministic, nondeterministic[:3]
     syncs = [m for m in messages if "synchroniz" in m]
-    if key not in SYNCS_ALLOWED:
-        assert not syncs, f"{len(syncs)} host waits in update(): {syncs[:3]}"
+    assert not syncs, f"{len(syncs)} host waits in update(): {syncs[:3]}"
 

@@ -30,7 +30,7 @@ from torch.func import functional_call, vmap
 
 from debias.engine import (
     RunSpec, _check_finite, _rng_state, _set_rng_state, epoch_indices, epoch_order, evaluate, peak_memory_mb,
-    select_and_evaluate,
+    reset_peak_memory, select_and_evaluate,
 )
 from debias.io import torch_save
 from debias.methods.base import Method
@@ -231,8 +231,7 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
         else:
             log.warning("batch of runs from %s: saved state %s was made with other settings; starting afresh",
                         first.run_id, state_path)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
 
     from tqdm import tqdm
 

@@ -109,9 +109,10 @@ def resolve_device(choice: str):
     if choice == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "" and visible_pool():
+        pool = visible_pool() if os.environ.get("CUDA_VISIBLE_DEVICES") != "" else []
+        if pool:
             print(f"warning: config key device is 'auto' and this node has GPUs (nvidia-smi or CUDA_VISIBLE_DEVICES "
-                  f"lists {','.join(visible_pool())}), but torch {torch.__version__} (CUDA {torch.version.cuda}) "
+                  f"lists {','.join(pool)}), but torch {torch.__version__} (CUDA {torch.version.cuda}) "
                   "cannot use them (a driver older than that CUDA?): training on the CPU", file=sys.stderr, flush=True)
         return torch.device("cpu")
     if choice == "cuda" and not torch.cuda.is_available():

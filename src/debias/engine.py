@@ -221,8 +221,7 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
         start_epoch, history, elapsed = state["epoch"], state["history"], state["elapsed_s"]
         best = state.get("best", {})
         log.info("%s: resumed from %s at epoch %d", spec.run_id, spec.state_path, start_epoch)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
 
     from tqdm import tqdm
 
@@ -314,6 +313,12 @@ def select_and_evaluate(method: Method, splits, spec: RunSpec, best: dict[str, d
         state = last_state if first == "last" else best[first]["state"]
         method.modules.load_state_dict(state)
     return out
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start the device's peak-memory counter afresh (a no-op off CUDA, where the peak is the process's RSS)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -341,6 +341,8 @@ def setup_case(case: Case, device: torch.device):
 
 
 def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> dict[str, Any]:
+    from debias.engine import peak_memory_mb, reset_peak_memory
+
     method, batch = setup_case(case, device)
 
     def sync():
@@ -355,8 +357,7 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
         sync()
         done += 1
     step_s = (time.perf_counter() - t_warm) / done
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     steps, chunk = 0, max(1, min(10, int(seconds / 4 / step_s)))  # the clock is read every `chunk` steps
     with GpuSampler(device) as util:
         t0 = time.perf_counter()
@@ -368,7 +369,6 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
             elapsed = time.perf_counter() - t0
             if elapsed >= seconds:
                 break
-    from debias.engine import peak_memory_mb
 
     rate = steps / elapsed * case.batch_runs  # run-steps: a batched step advances every run of the batch
     return {"steps_per_s": rate, "images_per_s": rate * case.batch_size, "ms_per_step": 1000 * elapsed / steps,

@@ -30,7 +30,8 @@ from debias.data import coco
 from debias.data.image_pipeline import Pipeline
 from debias.devices import resolve_device
 from debias.experiments.coco_keys import f1_curve_key
-from debias.engine import NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, peak_memory_mb
+from debias.engine import (NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, peak_memory_mb,
+                           reset_peak_memory)
 from debias.io import read_json, sha256_file, torch_save, write_json
 from debias.leakage import AttackerConfig, f1_matched, flip_bits, leakage
 from debias.metrics import macro_f1, mean_average_precision
@@ -132,8 +133,7 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
     for seed, metrics_out, logits_out, state_path in zip(seeds, metrics, logits, states):
         run_id = f"coco/split={split}/{aug}/pairing={pairing}/lr={lr:.0e}/seed={seed}"
         t_start, started_unix = time.monotonic(), time.time()
-        if dev.type == "cuda":  # each run's own peak, not the job's so far (a job may train several cells)
-            torch.cuda.reset_peak_memory_stats(dev)
+        reset_peak_memory(dev)  # each run's own peak, not the job's so far (a job may train several cells)
         torch.manual_seed(seed)
         method = cls(make_backbone(model, len(lab["columns"])), hp).to(dev)
         if train_cfg["channels_last"]:
