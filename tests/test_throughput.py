@@ -128,3 +128,24 @@ def test_gpu_utilisation_is_read_from_the_device_torch_uses_not_nvmls_same_index
     assert nvml_handle(nvml, "cccc-2", 0) == "handle2"
     assert nvml_handle(nvml, "GPU-BBBB-1", 0) == "handle1"
     assert nvml_handle(nvml, "dddd-9", 0) == "handle0"  # not found: torch's index, as before
+
+
+def test_a_packed_process_uses_a_small_jobs_threads_not_every_core(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_measure(case, device, seconds, warmup):
+        seen["threads"] = torch.get_num_threads()
+        return {"steps_per_s": 1.0}
+
+    cfg = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())
+    cfg.setdefault("resources", {}).setdefault("train_small", {})["threads"] = 3
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setattr(throughput, "measure", fake_measure)
+    before = torch.get_num_threads()
+    try:
+        main(["--config", str(path), "--case", "fairface/baseline", "--device", "cpu", "--json", "--start-at", "0"])
+    finally:
+        torch.set_num_threads(before)
+    assert seen["threads"] == 3
+    assert '"steps_per_s": 1.0' in capsys.readouterr().out

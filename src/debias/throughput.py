@@ -405,10 +405,17 @@ def run_cases(cases: list[Case], device: torch.device, seconds: float, warmup: i
 # -- several processes on one device ---------------------------------------------------------------------------
 
 
+def packed_threads(cfg: dict[str, Any]) -> int:
+    """CPU threads of one process of a packed run: those of a small training job (``resources.train_small.threads``),
+    which is what shares a device (K processes with every core each would contend for the CPU instead)."""
+    return max(1, int(cfg.get("resources", {}).get("train_small", {}).get("threads", 1)))
+
+
 def run_packed(config: str, case_key: str, processes: int, device: str, seconds: float, warmup: int,
                start_delay: float = 45.0) -> dict:
     """K processes timing the same case at the same moment (``start_delay`` seconds from now: after every process
-    has imported torch and warmed up, compiled too); their summed steps/s."""
+    has imported torch and warmed up, compiled too), each with a small training job's CPU threads
+    (``packed_threads``); their summed steps/s."""
     start_at = time.time() + start_delay
     cmd = [sys.executable, "-m", "debias.throughput", "--config", config, "--case", case_key, "--device", device,
            "--seconds", str(seconds), "--warmup", str(warmup), "--start-at", str(start_at), "--json"]
@@ -521,6 +528,7 @@ def main(argv=None) -> None:
             return
         if args.json:  # one process of a packed run: warm up, wait for the common start, time
             case = cases[0]
+            torch.set_num_threads(packed_threads(cfg))
             measure(case, device, 1.0, args.warmup)
             late_s = max(0.0, time.time() - args.start_at)
             time.sleep(max(0.0, args.start_at - time.time()))
