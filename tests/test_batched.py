@@ -105,10 +105,11 @@ def test_stacked_splits_give_each_run_its_own_rows():
 
 
 def test_which_methods_can_train_batched():
-    rows = ("baseline", "gray", "blindeye", "lnl", "lnl_adaptive", "proportion", "resample", "hardmining", "l2rw")
+    rows = ("baseline", "gray", "blindeye", "lnl", "lnl_adaptive", "proportion", "resample", "hardmining", "random",
+            "l2rw")
     assert [batchable(methods.get(n)) for n in rows] == [True] * len(rows)
-    # group losses or mixed pairs over the whole batch; random weights from the process's one RNG stream
-    assert not any(batchable(methods.get(n)) for n in ("groupdro", "fisher_flat", "mixup", "cutmix", "random"))
+    # group losses or mixed pairs over the whole batch
+    assert not any(batchable(methods.get(n)) for n in ("groupdro", "fisher_flat", "mixup", "cutmix"))
 
 
 # -- steps: a batched step is each run's own step ---------------------------------------------------------------
@@ -175,7 +176,7 @@ def train(root, row, batch_runs, init=None, **kw):
                        device=torch.device("cpu"), progress=False, **kw)
 
 
-@pytest.mark.parametrize("row", ["baseline", "gray", "blindeye", "lnl", "lnl_adaptive"])
+@pytest.mark.parametrize("row", ["baseline", "gray", "blindeye", "lnl", "lnl_adaptive", "random"])
 def test_batched_runs_give_the_numbers_of_separate_runs(tmp_path, row):
     init = None
     if row.startswith("lnl"):  # LNL starts from the baseline's final model, as in the table
@@ -233,9 +234,10 @@ def test_interrupted_batch_resumes_to_the_same_numbers(tmp_path, monkeypatch):
 
 
 def test_a_method_that_cannot_be_batched_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"batch_runs = 2: method 'random'.*batch_runs: 1"):
-        train_cells(experiment="t", cells=cells(tmp_path), row="random",
-                    hparams={"steps": 2, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
+    with pytest.raises(ValueError, match=r"batch_runs = 2: method 'groupdro'.*batch_runs: 1"):
+        train_cells(experiment="t", cells=cells(tmp_path), row="groupdro",
+                    hparams={"steps": 2, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "robust_step_size": 0.01,
+                             "generalization_adjustment": 0.0, "reweight_groups": False},
                     train_cfg={**TRAIN, "batch_runs": 2}, make_backbone=backbone, model_cfg={},
                     device=torch.device("cpu"), progress=False)
     assert not any(tmp_path.rglob("metrics.json"))
@@ -271,7 +273,7 @@ def test_batched_colored_mnist_through_snakemake(tmp_path):
 
 RW_HP = dict(steps=6, lr=0.1, momentum=0.9, weight_decay=1e-4, meta_lr=1.0, ties="reference")
 RW_ROWS = [("baseline", {}), ("proportion", {}), ("resample", {}), ("hardmining", {}),
-           ("hardmining", {"ties": "loss"}), ("l2rw", {}), ("l2rw", {"meta_gradient": "forward"})]
+           ("hardmining", {"ties": "loss"}), ("random", {}), ("l2rw", {}), ("l2rw", {"meta_gradient": "forward"})]
 
 
 def rw_data(seed, minority, n=48, n_val=8):

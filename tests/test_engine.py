@@ -49,7 +49,7 @@ def dying(method, at_call):
     return method
 
 
-@pytest.mark.parametrize("name", ["baseline", "lnl_adaptive"])
+@pytest.mark.parametrize("name", ["baseline", "lnl_adaptive", "random"])
 def test_interrupted_run_resumes_to_the_same_numbers(tmp_path, name):
     full = make(name)
     ref = fit(full, splits(), spec(tmp_path / "a"))

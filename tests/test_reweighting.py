@@ -104,13 +104,23 @@ def test_resample_batches_are_balanced_and_deterministic():
         assert len(idx) == 10 and int((y[idx] == 0).sum()) == 5
 
 
-def test_random_weights_nonnegative_and_normalised():
-    m = methods.get("random")(tiny_backbone(), dict(HP))
-    torch.manual_seed(0)
+def test_random_weights_are_the_runs_own_normal_draws_clamped_and_normalised():
+    def built(seed):
+        backbone = tiny_backbone()  # (seeds the process itself)
+        torch.manual_seed(seed)  # the run's seed, as the runner sets it before building the method
+        m = methods.get("random")(backbone, dict(HP))
+        m.attach({"train": {"x": torch.zeros(10, 1, 3, 4), "y": torch.zeros(10, dtype=torch.long)}})
+        return m
+
+    m = built(7)
+    torch.manual_seed(0)  # the process's stream is not the run's
+    stream = torch.Generator().manual_seed(m.stream_seed)
     for _ in range(20):
         w = m.weights({}, torch.ones(50))
-        assert (w >= 0).all() and abs(w.sum().item() - 1) < 1e-6
-        assert 0 < (w > 0).sum() < 50
+        z = torch.randn(50, generator=stream).clamp(min=0)
+        torch.testing.assert_close(w, z / z.sum())
+        assert (w >= 0).all() and 0 < (w > 0).sum() < 50
+    assert built(7).stream_seed == m.stream_seed != built(8).stream_seed
 
 
 def test_proportion_weights_are_the_reference_p_and_1_minus_p():

@@ -219,11 +219,9 @@ def test_reweighted_step_is_lr_times_weighted_sum_of_per_example_gradients(name,
         w = PROPORTION_W
     elif name == "hardmining":
         w = HARDMINING_W
-    elif name == "random":  # w = max(z, 0) / sum max(z, 0) with the z the method will draw
-        torch.manual_seed(7)
-        z = torch.randn(16).clamp(min=0)
+    elif name == "random":  # w = max(z, 0) / sum max(z, 0) with the z the method will draw from its own stream
+        z = torch.randn(16, generator=torch.Generator().manual_seed(m.stream_seed)).clamp(min=0)
         w = (z / z.sum()).double()  # float32 like the method's draw, so the two agree to float64 precision
-        torch.manual_seed(7)
     else:
         w = l2rw_weights_by_hand(model, splits)
     assert (w > 0).sum() >= 2  # (proportion's weights sum to 6 * 0.25 + ... = 6, not 1: the reference's)

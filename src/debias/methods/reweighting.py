@@ -161,12 +161,40 @@ class HardMining(_Reweighted):
 
 @register("random")
 class RandomWeights(_Reweighted):
-    """w = max(z, 0) / sum max(z, 0), z ~ N(0, 1) per example and step."""
+    """w = max(z, 0) / sum max(z, 0), z ~ N(0, 1) per example and step.
 
-    batchable = False  # its draws come from the process's one RNG stream: batched runs would draw other numbers
+    The draws come from the run's own random stream, seeded from the run's seed when the method is built (the
+    process's stream at that point), on the training device: batched runs each draw what they would alone, and a
+    resumed run continues its stream (saved with the method's state)."""
+
+    def __init__(self, backbone, hp):
+        super().__init__(backbone, hp)
+        self.stream_seed = int(torch.randint(2**62, (), device="cpu").item())
+        self.generators: list[torch.Generator] = []
+
+    def attach(self, splits):
+        super().attach(splits)
+        device = splits["train"]["y"].device
+        # meta (the device-placement tests) has no generator of its own and ignores one: the CPU's stands in
+        self.generators = [torch.Generator("cpu" if device.type == "meta" else device).manual_seed(self.stream_seed)]
+
+    def attach_batch(self, members):
+        self.generators = [m.generators[0] for m in members]
 
     def weights(self, batch, losses):
-        return normalise(torch.randn(losses.shape, device=losses.device).clamp(min=0))
+        if not self.generators:
+            raise RuntimeError("random: weights drawn before attach() (the run's random stream is made there)")
+        per_run = losses.numel() // self.members
+        z = torch.cat([torch.randn(per_run, generator=g, device=losses.device) for g in self.generators])
+        return normalise(z.clamp(min=0), self.members)
+
+    def state_dict(self):
+        return {**super().state_dict(), "generators": [g.get_state() for g in self.generators]}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        for g, saved in zip(self.generators, state["generators"], strict=True):
+            g.set_state(saved)
 
 
 @register("l2rw")
