@@ -29,8 +29,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from debias.engine import (
-    RunSpec, _check_finite, _rng_state, _set_rng_state, epoch_indices, epoch_order, evaluate, peak_memory_mb,
-    reset_peak_memory, select_and_evaluate,
+    RunSpec, _check_finite, _rng_state, _set_rng_state, epoch_indices, epoch_order, evaluate, load_state,
+    reset_peak_memory, run_length, run_record, select_and_evaluate,
 )
 from debias.io import torch_save
 from debias.methods.base import Method
@@ -211,26 +211,18 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
         raise ValueError(f"batched runs select by 'last' only; run {first.run_id} selects by {list(first.select)}")
     train = StackedSplits([s["train"] for s in member_splits])
     n, bs, N = train.n, first.batch_size, len(specs)
-    steps_per_epoch = -(-n // bs)
-    if (first.epochs is None) == (first.max_steps is None):
-        raise ValueError(f"run {first.run_id}: give the run's length as epochs or as max_steps, not both")
-    total_steps = first.max_steps or first.epochs * steps_per_epoch
-    epochs = -(-total_steps // steps_per_epoch)
+    steps_per_epoch, total_steps, epochs = run_length(first, n)
     device = train.which.device
     eval_names = [k for k in member_splits[0] if first.eval_splits is None or k in first.eval_splits]
     attach(batched, members, member_splits)
 
     start_epoch, histories, elapsed = 0, [[] for _ in specs], 0.0
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state.get("fingerprint") == fingerprint:
-            batched.load_state_dict(state["method"])
-            _set_rng_state(state["rng"])
-            start_epoch, histories, elapsed = state["epoch"], state["histories"], state["elapsed_s"]
-            log.info("batch of %d runs from %s: resumed from %s at epoch %d", N, first.run_id, state_path, start_epoch)
-        else:
-            log.warning("batch of runs from %s: saved state %s was made with other settings; starting afresh",
-                        first.run_id, state_path)
+    state = load_state(state_path, fingerprint, f"batch of runs from {first.run_id}")
+    if state is not None:
+        batched.load_state_dict(state["method"])
+        _set_rng_state(state["rng"])
+        start_epoch, histories, elapsed = state["epoch"], state["histories"], state["elapsed_s"]
+        log.info("batch of %d runs from %s: resumed from %s at epoch %d", N, first.run_id, state_path, start_epoch)
     reset_peak_memory(device)
 
     from tqdm import tqdm
@@ -271,15 +263,6 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
         selections = select_and_evaluate(members[i], member_splits[i], spec, {}, epochs, total_steps)
         if histories[i]:
             histories[i][-1].update(selections["last"]["metrics"])
-        out.append({
-            "metrics": selections["last"]["metrics"],
-            "history": histories[i],
-            "selected": {k: v for k, v in selections["last"].items() if k != "metrics"},
-            "selections": selections,
-            "steps": total_steps,
-            "train_time_s": train_time,
-            "steps_per_s": steps_per_s,
-            "peak_memory_mb": peak_memory_mb(device),
-            "resumed_from_epoch": start_epoch,
-        })
+        out.append(run_record(selections, "last", histories[i], total_steps, train_time, steps_per_s, device,
+                              start_epoch))
     return out

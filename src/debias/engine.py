@@ -173,14 +173,45 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _load_state(spec: RunSpec) -> dict[str, Any] | None:
-    if not spec.state_path.is_file():
+def run_length(spec: RunSpec, n: int) -> tuple[int, int, int]:
+    """(steps per epoch, total steps, epochs) of a run over ``n`` training examples: its length given as epochs or
+    as steps (``max_steps``; the last epoch then stops part way)."""
+    steps_per_epoch = -(-n // spec.batch_size)
+    if (spec.epochs is None) == (spec.max_steps is None):
+        raise ValueError(f"run {spec.run_id}: give the run's length as epochs or as max_steps, not both")
+    total_steps = spec.max_steps or spec.epochs * steps_per_epoch
+    return steps_per_epoch, total_steps, -(-total_steps // steps_per_epoch)
+
+
+def load_state(path, fingerprint: str, label: str) -> dict[str, Any] | None:
+    """The resumable state saved at ``path`` if there is one made with the same settings (``fingerprint``), else
+    None (a state of other settings is named in the log and not resumed)."""
+    if not path.is_file():
         return None
-    state = torch.load(spec.state_path, map_location="cpu", weights_only=False)
-    if state.get("fingerprint") != spec.fingerprint:
-        log.warning("%s: saved state %s was made with other settings; starting afresh", spec.run_id, spec.state_path)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        log.warning("%s: saved state %s was made with other settings; starting afresh", label, path)
         return None
     return state
+
+
+def run_record(selections: dict[str, dict[str, Any]], first_rule: str, history: list[dict[str, Any]],
+               total_steps: int, train_time_s: float, steps_per_s: float, device: torch.device,
+               start_epoch: int) -> dict[str, Any]:
+    """What a trained run returns (``fit``; each run of ``batched.fit_batched``): the first selection rule's metrics
+    and selection, every rule's, the history and the timings."""
+    first = selections[first_rule]
+    return {
+        "metrics": first["metrics"],
+        "history": history,
+        "selected": {k: v for k, v in first.items() if k != "metrics"},
+        "selections": selections,
+        "steps": total_steps,
+        "train_time_s": train_time_s,
+        "steps_per_s": steps_per_s,
+        "peak_memory_mb": peak_memory_mb(device),
+        "resumed_from_epoch": start_epoch,
+    }
 
 
 def _check_finite(spec: RunSpec, epoch: int, steps_per_epoch: int, logs: list[dict[str, torch.Tensor]]) -> None:
@@ -202,11 +233,7 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
     if missing:
         raise KeyError(f"method {method.name!r} needs batch fields {missing}; this dataset supplies {sorted(train)}")
     n = train["y"].shape[0]
-    steps_per_epoch = -(-n // spec.batch_size)
-    if (spec.epochs is None) == (spec.max_steps is None):
-        raise ValueError(f"run {spec.run_id}: give the run's length as epochs or as max_steps, not both")
-    total_steps = spec.max_steps or spec.epochs * steps_per_epoch
-    epochs = -(-total_steps // steps_per_epoch)
+    steps_per_epoch, total_steps, epochs = run_length(spec, n)
     device = train["y"].device
     check_selection(spec, splits)
     selecting = any(r != "last" for r in spec.select)
@@ -214,7 +241,7 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
     method.attach(splits)
 
     start_epoch, history, elapsed, best = 0, [], 0.0, {}
-    state = _load_state(spec)
+    state = load_state(spec.state_path, spec.fingerprint, spec.run_id)
     if state is not None:
         method.load_state_dict(state["method"])
         _set_rng_state(state["rng"])
@@ -270,18 +297,8 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
     selections = select_and_evaluate(method, splits, spec, best, epochs, total_steps)
     if history and not selecting:
         history[-1].update(selections[spec.select[0]]["metrics"])
-    first = selections[spec.select[0]]
-    return {
-        "metrics": first["metrics"],
-        "history": history,
-        "selected": {k: v for k, v in first.items() if k != "metrics"},
-        "selections": selections,
-        "steps": total_steps,
-        "train_time_s": train_time,
-        "steps_per_s": steps_done / max(time.monotonic() - t0, 1e-9),
-        "peak_memory_mb": peak_memory_mb(device),
-        "resumed_from_epoch": start_epoch,
-    }
+    return run_record(selections, spec.select[0], history, total_steps, train_time,
+                      steps_done / max(time.monotonic() - t0, 1e-9), device, start_epoch)
 
 
 def select_and_evaluate(method: Method, splits, spec: RunSpec, best: dict[str, dict[str, Any]], epochs: int,

@@ -30,7 +30,7 @@ from debias.data import coco
 from debias.data.image_pipeline import Pipeline
 from debias.devices import resolve_device
 from debias.experiments.coco_keys import f1_curve_key
-from debias.engine import (NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, peak_memory_mb,
+from debias.engine import (NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, load_state, peak_memory_mb,
                            reset_peak_memory)
 from debias.io import read_json, sha256_file, torch_save, write_json
 from debias.leakage import AttackerConfig, f1_matched, flip_bits, leakage
@@ -191,15 +191,12 @@ def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path
     steps_per_epoch = -(-n // bs)
     start, history, elapsed = 0, [], 0.0
     best = {"f1": -1.0, "epoch": 0, "state": copy.deepcopy(method.model_state())}
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state.get("fingerprint") == fp:
-            method.load_state_dict(state["method"])
-            _set_rng_state(state["rng"])
-            start, history, elapsed, best = state["epoch"], state["history"], state["elapsed_s"], state["best"]
-            log.info("%s: resumed from %s at epoch %d", run_id, state_path, start)
-        else:
-            log.warning("%s: saved state %s was made with other settings; starting afresh", run_id, state_path)
+    state = load_state(state_path, fp, run_id)
+    if state is not None:
+        method.load_state_dict(state["method"])
+        _set_rng_state(state["rng"])
+        start, history, elapsed, best = state["epoch"], state["history"], state["elapsed_s"], state["best"]
+        log.info("%s: resumed from %s at epoch %d", run_id, state_path, start)
     dev = train_idx.device
     bar = tqdm(total=epochs * steps_per_epoch, initial=start * steps_per_epoch, desc=run_id, disable=not progress,
                mininterval=5, unit="step")
