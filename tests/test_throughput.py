@@ -81,7 +81,8 @@ def test_the_batched_case_counts_every_run_it_advances():
     cfg = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())
     cases = [c for c in cases_from_config(cfg) if c.batch_runs > 1]
     assert [(c.experiment, c.method, c.batch_runs) for c in cases] == [
-        ("colored_mnist", "baseline", len(cfg["colored_mnist"]["seeds"]) * 2), ("fairface", "l2rw", 2 * 5)]
+        ("colored_mnist", "baseline", len(cfg["colored_mnist"]["seeds"]) * 2), ("fairface", "baseline", 2 * 5),
+        ("fairface", "l2rw", 2 * 5)]
     for case, row in zip(cases, run_cases(cases, torch.device("cpu"), seconds=0.3, warmup=2)):
         assert row["status"] == "ok" and row["variant"] == f"{case.batch_runs} runs batched (torch.func)"
         # steps_per_s counts run-steps; ms_per_step is one batched step, which advances batch_runs runs
@@ -108,7 +109,7 @@ def test_hand_run_writes_both_files(tmp_path, monkeypatch):
           "--out", str(out)])
     lines = out.read_text().splitlines()
     assert lines[0].split(",")[:3] == ["experiment", "row", "method"]
-    assert len(lines) == 1 + 6 + 2  # six rows as configured, deterministic off, l2rw batched
+    assert len(lines) == 1 + 6 + 3  # six rows as configured, deterministic off, baseline and l2rw batched
     proj = (tmp_path / "t_projection.csv").read_text().splitlines()
     ff = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())["reweighting"]
     runs = (len(ff["fairface"]["shares"]) + 1) * len(ff["seeds"])  # every share and the balanced 0.5, every seed

@@ -5,7 +5,7 @@
 
 For every (experiment, table row) of the config, and a few variants worth knowing (a photo network trained
 whole instead of head-only, deterministic kernels off, ``torch.compile`` for the small networks, colored MNIST's
-35 runs of a row and FairFace's l2rw runs of every share batched in one model), it builds the
+35 runs of a row and FairFace's baseline and l2rw runs of every share batched in one model), it builds the
 method exactly as a training job does, feeds it synthetic data of the real shapes and dtypes kept on the device
 (uint8 images; the photo datasets through the device-side crop / flip / normalise pipeline, bf16 autocast and
 channels_last as configured), takes warm-up steps, then as many timed steps as fit in ``--seconds``. Per row:
@@ -203,13 +203,15 @@ def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
         if exp == "colored_mnist":  # the table's 35 runs of a row (5 seeds x 7 sigma2) as one batched model
             runs = len(cfg["colored_mnist"]["seeds"]) * len(cfg["colored_mnist"]["sigma2"])
             extra.append(replace(c, batch_runs=runs, channels_last=False, variant=f"{runs} runs batched (torch.func)"))
-        if exp == "fairface":  # the sweep's costliest row, its runs of every share (130 at full scale) batched
+        if exp == "fairface":  # a row's runs of every share (130 at full scale) batched: the baseline, whose step
+            # costs about what the other weighting rows' do, and l2rw, the sweep's costliest row
             rw = cfg["reweighting"]
             runs = len(rw["seeds"]) * len(rw["fairface"]["shares"])
-            l2rw = next((x for x in out if (x.experiment, x.method) == ("fairface", "l2rw")), None)
-            if l2rw is not None:
-                extra.append(replace(l2rw, batch_runs=runs, channels_last=False,
-                                     variant=f"{runs} runs batched (torch.func)"))
+            for row in ("baseline", "l2rw"):
+                case = next((x for x in out if (x.experiment, x.method) == ("fairface", row)), None)
+                if case is not None:
+                    extra.append(replace(case, batch_runs=runs, channels_last=False,
+                                         variant=f"{runs} runs batched (torch.func)"))
     return out + extra
 
 
