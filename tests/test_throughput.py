@@ -53,14 +53,21 @@ def test_projection_is_runs_times_steps_over_the_measured_rate():
              "steps_per_s": 8.0},
             {"experiment": "fairface", "row": "l2rw", "variant": "as configured", "status": "ok", "steps_per_s": 4.0},
             {"experiment": "fairface", "row": "l2rw", "variant": "deterministic off", "status": "ok",
-             "steps_per_s": 1e9}]
-    proj = {(p["experiment"], p["row"]): p for p in projection(cfg, rows)}
-    # 6 runs x (4 epochs x 40 steps) / 8 steps/s = 120 s; 6 runs x 72 steps / 4 steps/s = 108 s
-    assert proj[("colored_mnist", "baseline")]["runs"] == 6
-    assert proj[("colored_mnist", "baseline")]["steps_per_run"] == 160
-    assert proj[("colored_mnist", "baseline")]["projected_hours"] == pytest.approx(120 / 3600)
-    assert proj[("fairface", "l2rw")]["projected_hours"] == pytest.approx(108 / 3600)
-    assert ("l2rw_mnist", "l2rw") not in proj  # no measured row, no projection
+             "steps_per_s": 1e9},
+            {"experiment": "colored_mnist", "row": "baseline", "variant": "6 runs batched (torch.func)", "batch_runs": 6,
+             "status": "ok", "steps_per_s": 48.0},
+            {"experiment": "fairface", "row": "l2rw", "variant": "6 runs batched (torch.func)", "batch_runs": 6,
+             "status": "failed: OutOfMemoryError", "steps_per_s": None}]
+    proj = {(p["experiment"], p["row"], p["variant"]): p for p in projection(cfg, rows)}
+    alone, batched = ("colored_mnist", "baseline", "one run at a time"), ("colored_mnist", "baseline", "6 runs batched")
+    # 6 runs x (4 epochs x 40 steps) / 8 steps/s = 120 s, batched / 48 run-steps/s = 20 s; 6 runs x 72 steps / 4 = 108 s
+    assert proj[alone]["runs"] == proj[batched]["runs"] == 6
+    assert proj[alone]["steps_per_run"] == proj[batched]["steps_per_run"] == 160
+    assert proj[alone]["projected_hours"] == pytest.approx(120 / 3600)
+    assert proj[batched]["projected_hours"] == pytest.approx(20 / 3600)
+    assert proj[("fairface", "l2rw", "one run at a time")]["projected_hours"] == pytest.approx(108 / 3600)
+    assert len(proj) == 3  # no projection from a variant that is neither (deterministic off), a failed case, or
+    # a row never measured (the L2RW grid)
 
 
 def test_a_small_case_is_measured_and_a_failing_one_is_reported_not_raised():
@@ -113,7 +120,9 @@ def test_hand_run_writes_both_files(tmp_path, monkeypatch):
     proj = (tmp_path / "t_projection.csv").read_text().splitlines()
     ff = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())["reweighting"]
     runs = (len(ff["fairface"]["shares"]) + 1) * len(ff["seeds"])  # every share and the balanced 0.5, every seed
-    assert len(proj) == 1 + 6 and proj[1].startswith(f"fairface,baseline,{runs},144,10.0000,")
+    assert len(proj) == 1 + 6 + 2  # each row at one run at a time, and the two rows measured batched
+    assert proj[1].startswith(f"fairface,baseline,one run at a time,{runs},144,10.0000,")
+    assert proj[2].startswith(f"fairface,baseline,10 runs batched,{runs},144,10.0000,")
 
 
 def test_gpu_utilisation_is_read_from_the_device_torch_uses_not_nvmls_same_index():

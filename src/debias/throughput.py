@@ -18,9 +18,9 @@ cannot be fetched offline and do not change the cost).
 same device, and reports their summed rate: what packing several small jobs onto one GPU gains.
 
 A second file, ``<out stem>_projection.csv``, divides each table row's runs × steps per run (from the config) by
-the row's measured rate: the device time the row would take *at one run at a time*, labelled a projection, never
-a measured run time (colored MNIST, FairFace, the L2RW grid; the photo experiments' images per second speak for
-themselves).
+the row's measured rate: the device time the row would take *at one run at a time*, and, where the row's runs
+were also measured batched, at that batched rate; labelled a projection, never a measured run time (colored
+MNIST, FairFace, the L2RW grid; the photo experiments' images per second speak for themselves).
 
 By hand it writes ``results/benchmarks/throughput_manual.csv``; the rule ``throughput`` writes
 ``<results>/benchmarks/throughput.csv`` (and refuses to be overwritten by hand, as ``debias.benchmark``).
@@ -47,7 +47,8 @@ from debias.io import write_text
 
 RULE_OUT = "benchmarks/throughput.csv"
 MANUAL_OUT = "results/benchmarks/throughput_manual.csv"
-PROJECTION_HEADER = ["experiment", "row", "runs", "steps_per_run", "steps_per_s", "projected_hours", "device"]
+PROJECTION_HEADER = ["experiment", "row", "variant", "runs", "steps_per_run", "steps_per_s", "projected_hours",
+                     "device"]
 HEADER = ["experiment", "row", "method", "variant", "model", "batch_size", "steps_per_s", "images_per_s",
           "ms_per_step", "peak_memory_mb", "gpu_util_pct", "steps_timed", "device", "status"]
 
@@ -379,7 +380,7 @@ def measure(case: Case, device: torch.device, seconds: float, warmup: int) -> di
 
 def row_of(case: Case, device: torch.device, result: dict[str, Any] | None, status: str) -> dict[str, Any]:
     return {"experiment": case.experiment, "row": case.row, "method": case.method, "variant": case.variant,
-            "model": case.model, "batch_size": case.batch_size, **(result or {}),
+            "batch_runs": case.batch_runs, "model": case.model, "batch_size": case.batch_size, **(result or {}),
             "device": device_name(device), "status": status}
 
 
@@ -446,16 +447,22 @@ def mnist_train_size(cfg: dict[str, Any]) -> int:
 
 
 def projection(cfg: dict[str, Any], rows: list[dict]) -> list[dict]:
-    """GPU hours of each table at one run at a time, from the measured rate of each row (as configured)."""
-    rate = {(r["experiment"], r["row"]): r["steps_per_s"] for r in rows
-            if r["status"] == "ok" and r["variant"] == "as configured"}
+    """Device hours of each table row from its measured rates: at one run at a time (the row as configured), and
+    with its runs batched k at a time where a batched case of the row was measured (its rate counts run-steps)."""
+    rate: dict[tuple[str, str, int], float] = {}
+    for r in rows:
+        k = r.get("batch_runs", 1)
+        if r["status"] == "ok" and (r["variant"] == "as configured" or k > 1):
+            rate[(r["experiment"], r["row"], k)] = r["steps_per_s"]
     out = []
 
     def add(exp, row, runs, steps):
-        if (exp, row) in rate:
-            s = runs * steps / rate[(exp, row)]
-            out.append({"experiment": exp, "row": row, "runs": runs, "steps_per_run": steps,
-                        "steps_per_s": rate[(exp, row)], "projected_hours": s / 3600})
+        for (e, w, k), steps_per_s in sorted(rate.items()):
+            if (e, w) == (exp, row):
+                out.append({"experiment": exp, "row": row,
+                            "variant": "one run at a time" if k == 1 else f"{k} runs batched",
+                            "runs": runs, "steps_per_run": steps, "steps_per_s": steps_per_s,
+                            "projected_hours": runs * steps / steps_per_s / 3600})
 
     if "colored_mnist" in cfg:
         cm = cfg["colored_mnist"]

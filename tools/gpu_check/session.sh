@@ -8,7 +8,7 @@
 #                 tensor, a non-deterministic kernel or a host wait; a COCO run killed on the GPU resumes
 #                 bit-identically
 #   3. small      the small networks' rows (colored MNIST, FairFace; batched variants too), uncompiled,
-#                 with the projection of each table's device hours at one run at a time
+#                 with the projection of each table row's device hours, one run at a time and batched
 #   4. mini_cuda  the whole mini pipeline through Snakemake with every training job on the GPU, small jobs
 #                 sharing it (tools/gpu_check/mini_on_cuda.yaml); skipped without a GPU
 #   5. packed     4 processes of colored MNIST's baseline on one device at once (what slot sharing gains)

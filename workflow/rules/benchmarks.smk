@@ -32,7 +32,7 @@ rule throughput:
         csv=report(f"{RESULTS}/benchmarks/throughput.csv", caption="../report/throughput.rst",
                    category=BENCH_REPORT, labels=report_label("steps/s, images/s, GPU memory and utilisation of every network")),
         projection=report(f"{RESULTS}/benchmarks/throughput_projection.csv", caption="../report/throughput_projection.rst",
-                          category=BENCH_REPORT, labels=report_label("device hours of each table row at one run at a time (projection)")),
+                          category=BENCH_REPORT, labels=report_label("device hours of each table row, one run at a time and batched (projection)")),
     params:
         device=config["device"],
         throughput=config["benchmark"]["throughput"],
