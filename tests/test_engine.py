@@ -189,3 +189,14 @@ def test_selection_needs_val_evaluated_every_epoch(tmp_path):
         fit(make("baseline"), val_split(splits()), spec(tmp_path, select=("val_average",), eval_every=2))
     with pytest.raises(ValueError, match="selection rules \\['best'\\]"):
         fit(make("baseline"), val_split(splits()), spec(tmp_path, select=("best",)))
+
+
+def test_a_random_state_without_its_own_stream_is_refused_with_what_to_do(tmp_path):
+    broken = dying(make("random"), 8)
+    with pytest.raises(Interrupt):
+        fit(broken, splits(), spec(tmp_path))
+    state = torch.load(tmp_path / "state.pt", weights_only=False)
+    del state["method"]["generators"]  # as an older version saved it
+    torch.save(state, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match="no random stream of the run's own.*delete the run's state.pt"):
+        fit(make("random"), splits(), spec(tmp_path))

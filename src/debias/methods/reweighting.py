@@ -192,6 +192,9 @@ class RandomWeights(_Reweighted):
         return {**super().state_dict(), "generators": [g.get_state() for g in self.generators]}
 
     def load_state_dict(self, state):
+        if "generators" not in state:
+            raise ValueError("random: the saved state holds no random stream of the run's own (saved by a version "
+                             "that drew from the process's stream); delete the run's state.pt to start it afresh")
         super().load_state_dict(state)
         for g, saved in zip(self.generators, state["generators"], strict=True):
             g.set_state(saved)
