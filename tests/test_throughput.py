@@ -87,8 +87,9 @@ def test_a_small_case_is_measured_and_a_failing_one_is_reported_not_raised():
 def test_the_batched_case_counts_every_run_it_advances():
     cfg = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())
     cases = [c for c in cases_from_config(cfg) if c.batch_runs > 1]
+    runs = len(cfg["colored_mnist"]["seeds"]) * len(cfg["colored_mnist"]["sigma2"])
     assert [(c.experiment, c.method, c.batch_runs) for c in cases] == [
-        ("colored_mnist", "baseline", len(cfg["colored_mnist"]["seeds"]) * 2), ("fairface", "baseline", 2 * 5),
+        *[("colored_mnist", row, runs) for row in cfg["colored_mnist"]["methods"]], ("fairface", "baseline", 2 * 5),
         ("fairface", "l2rw", 2 * 5)]
     for case, row in zip(cases, run_cases(cases, torch.device("cpu"), seconds=0.3, warmup=2)):
         assert row["status"] == "ok" and row["variant"] == f"{case.batch_runs} runs batched (torch.func)"

@@ -5,7 +5,7 @@
 
 For every (experiment, table row) of the config, and a few variants worth knowing (a photo network trained
 whole instead of head-only, deterministic kernels off, ``torch.compile`` for the small networks, colored MNIST's
-35 runs of a row and FairFace's baseline and l2rw runs of every share batched in one model), it builds the
+35 runs of every row and FairFace's baseline and l2rw runs of every share batched in one model), it builds the
 method exactly as a training job does, feeds it synthetic data of the real shapes and dtypes kept on the device
 (uint8 images; the photo datasets through the device-side crop / flip / normalise pipeline, bf16 autocast and
 channels_last as configured), takes warm-up steps, then as many timed steps as fit in ``--seconds``. Per row:
@@ -125,6 +125,8 @@ def waterbirds_data(n: int, size: int, group_counts=(3498, 184, 56, 1057)):
 
 
 def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
+    from debias import methods
+    from debias.batched import batchable
     from debias.config import method_entry
     from debias.models import colored_mnist_backbone, l2rw_lenet_backbone, resnet50_backbone
 
@@ -201,9 +203,11 @@ def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
         if c.photo is None:
             for mode in ("default", "reduce-overhead"):
                 extra.append(replace(c, compile=mode, variant=f"torch.compile mode={mode}"))
-        if exp == "colored_mnist":  # the table's 35 runs of a row (5 seeds x 7 sigma2) as one batched model
+        if exp == "colored_mnist":  # every row's 35 runs (5 seeds x 7 sigma2) as one batched model: with these the
+            # projection gives the whole table's time batched (the adversarial rows cost 1.5-2 baseline steps)
             runs = len(cfg["colored_mnist"]["seeds"]) * len(cfg["colored_mnist"]["sigma2"])
-            extra.append(replace(c, batch_runs=runs, channels_last=False, variant=f"{runs} runs batched (torch.func)"))
+            extra.extend(replace(x, batch_runs=runs, channels_last=False, variant=f"{runs} runs batched (torch.func)")
+                         for x in out if x.experiment == "colored_mnist" and batchable(methods.get(x.method)))
         if exp == "fairface":  # a row's runs of every share (130 at full scale) batched: the baseline, whose step
             # costs about what the other weighting rows' do, and l2rw, the sweep's costliest row
             rw = cfg["reweighting"]
@@ -297,7 +301,9 @@ def setup_case(case: Case, device: torch.device):
 
     configure(case.deterministic)
     torch.manual_seed(0)
-    key = (id(case.data), str(device))  # one synthetic dataset per experiment, shared by its cases
+    # one synthetic dataset per experiment, shared by its cases; keyed by the data function itself, which the key
+    # keeps alive (its id() alone could be reused by another experiment's function once this one is freed)
+    key = (case.data, str(device))
     if key not in _DATA:
         _DATA.clear()
         if device.type == "cuda":
