@@ -455,20 +455,18 @@ def mnist_train_size(cfg: dict[str, Any]) -> int:
 def projection(cfg: dict[str, Any], rows: list[dict]) -> list[dict]:
     """Device hours of each table row from its measured rates: at one run at a time (the row as configured), and
     with its runs batched k at a time where a batched case of the row was measured (its rate counts run-steps)."""
-    rate: dict[tuple[str, str, int], float] = {}
+    rates: dict[tuple[str, str], dict[int, float]] = {}  # (experiment, row) -> {runs per batch: run-steps/s}
     for r in rows:
         k = r.get("batch_runs", 1)
         if r["status"] == "ok" and (r["variant"] == "as configured" or k > 1):
-            rate[(r["experiment"], r["row"], k)] = r["steps_per_s"]
+            rates.setdefault((r["experiment"], r["row"]), {})[k] = r["steps_per_s"]
     out = []
 
     def add(exp, row, runs, steps):
-        for (e, w, k), steps_per_s in sorted(rate.items()):
-            if (e, w) == (exp, row):
-                out.append({"experiment": exp, "row": row,
-                            "variant": "one run at a time" if k == 1 else f"{k} runs batched",
-                            "runs": runs, "steps_per_run": steps, "steps_per_s": steps_per_s,
-                            "projected_hours": runs * steps / steps_per_s / 3600})
+        for k, steps_per_s in sorted(rates.get((exp, row), {}).items()):
+            variant = "one run at a time" if k == 1 else f"{k} runs batched"
+            out.append({"experiment": exp, "row": row, "variant": variant, "runs": runs, "steps_per_run": steps,
+                        "steps_per_s": steps_per_s, "projected_hours": runs * steps / steps_per_s / 3600})
 
     if "colored_mnist" in cfg:
         cm = cfg["colored_mnist"]
