@@ -239,7 +239,9 @@ def walk_report(html, download_dir, results_root, binary=None, profile_dir=None)
 
         def open_listing(category, subcategory):
             page.click(HOME, "home breadcrumb")
-            page.click(_nav_link(category), f"menu item {category!r}")
+            # Snakemake's menu lists each category by name, but a report with one category shows it as "Results"
+            item = "Results" if len(categories) == 1 else category
+            page.click(_nav_link(item), f"menu item {item!r}")
             if len(categories[category]) > 1:
                 page.click(_nav_link(subcategory), f"subcategory {subcategory!r}")
             page.wait_js(f"{ROWS}.length > 0 || document.querySelector('nav') === null", "the listing's rows")

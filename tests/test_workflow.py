@@ -302,6 +302,9 @@ def whole_run(tmp_path_factory):
     res = tmp / "results"
     snakemake("--cores", 2, "--configfile", path, check=True)
     snakemake("--configfile", path, "--report", res / "report.html", check=True)
+    # the report of one target (as the README suggests after a partial run): a single category, which Snakemake's
+    # menu shows as "Results" instead of the category's name
+    snakemake("colored_mnist", "--configfile", path, "--report", res / "report_colored_mnist.html", check=True)
     return res
 
 
@@ -380,3 +383,14 @@ def test_the_report_works_in_a_browser(chromium, whole_run, tmp_path):
     assert not problems, "\n".join(problems)
     made = [f for d in ("tables/*.csv", "figures/*.png", "benchmarks/*.csv") for f in whole_run.glob(d)]
     assert sorted(visited) == sorted(map(str, made))
+
+
+@pytest.mark.slow
+def test_the_report_of_one_target_works_in_a_browser(chromium, whole_run, tmp_path):
+    """The same walk through the report of the `colored_mnist` target alone: one category, reached through the
+    menu's "Results" item; every entry of that experiment and nothing else."""
+    problems, visited = report_browser.walk_report(whole_run / "report_colored_mnist.html", tmp_path / "downloads",
+                                                   results_root=ROOT, binary=chromium)
+    assert not problems, "\n".join(problems)
+    made = [*whole_run.glob("tables/colored_mnist*.csv"), *whole_run.glob("figures/colored_mnist*.png")]
+    assert made and sorted(visited) == sorted(map(str, made))
