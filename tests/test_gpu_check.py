@@ -91,9 +91,47 @@ def test_session_runs_its_steps_on_cpu_and_hands_back_its_files(tmp_path):
     assert (small["steps_per_s"] > 0).all()
     projection = pd.read_csv(work / "throughput_small_projection.csv")
     measured = (small["variant"] == "as configured") | small["variant"].str.contains("runs batched")
-    assert len(projection) == measured.sum()
+    whole = projection["row"] == "(whole table)"
+    assert (~whole).sum() == measured.sum()
+    assert sorted(projection[whole].experiment) == ["colored_mnist"] * 2 + ["fairface"] * 2
     packed = json.loads((work / "packed.json").read_text())
     assert packed["processes"] == 4 and len(packed["steps_per_s_each"]) == 4 and packed["steps_per_s_total"] > 0
     assert {p.name for p in out.iterdir()} == {"session.log", "throughput_small.csv",
-                                               "throughput_small_projection.csv", "gpu_check.tgz"}
+                                               "throughput_small_projection.csv", "targets.txt", "gpu_check.tgz"}
+    targets = (out / "targets.txt").read_text()
+    assert "colored-MNIST table (" in targets and "FairFace sweep (" in targets and "target < 20 min" in targets
+    assert "ResNet-50 training: not measured" in targets  # the photo step did not run
+    assert "colored-MNIST baseline processes on one device" in targets and "x one process alone" in targets
     assert "== done after" in (out / "session.log").read_text()
+
+
+def test_the_targets_summary_judges_the_full_config_s_figures_against_issue_14(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    head = "experiment,row,variant,runs,steps_per_run,steps_per_s,projected_hours,device\n"
+    # colored MNIST: 0.5 h one at a time (30 min, misses < 20), 0.25 h at the fastest (15 min, meets);
+    # FairFace: 0.1 h = 6 min either way (misses < 5)
+    (work / "throughput_small_projection.csv").write_text(head + "".join(
+        f"{e},(whole table),{v},{n},,,{h},GPU X\n" for e, v, n, h in [
+            ("colored_mnist", "every row one run at a time", 175, 0.5),
+            ("colored_mnist", "every row at its fastest variant", 175, 0.25),
+            ("fairface", "every row one run at a time", 790, 0.1),
+            ("fairface", "every row at its fastest variant", 790, 0.1)]))
+    (work / "throughput_photo.csv").write_text(
+        "experiment,row,variant,batch_size,images_per_s,peak_memory_mb,status\n"
+        "waterbirds,erm,as configured,128,2600.0,20000,ok\ncoco,nomix,as configured,64,2400.0,9000,ok\n"
+        "coco,mixup,as configured,64,,,failed: OutOfMemoryError\n")
+
+    def summary(config):
+        subprocess.run([sys.executable, str(KIT / "targets.py"), str(work), str(config)], check=True,
+                       capture_output=True)
+        return (work / "targets.txt").read_text().splitlines()
+
+    lines = summary(ROOT / "config/config.yaml")
+    assert "colored-MNIST table (175 runs): 30.0 min every row one run at a time; 15.0 min every row at its " \
+           "fastest variant; target < 20 min: meets it (GPU X)" in lines[1]
+    assert "FairFace sweep (790 runs)" in lines[2] and "target < 5 min: misses it" in lines[2]
+    assert "waterbirds/erm" in lines[3] and "2600 images/s" in lines[3] and lines[3].endswith("meets it")
+    assert "coco/nomix" in lines[4] and lines[4].endswith("misses it") and len(lines) == 5  # the failed case: none
+    mini = summary(ROOT / "config/mini.yaml")
+    assert "no verdicts" in mini[0] and not any("meets it" in line or "misses it" in line for line in mini)

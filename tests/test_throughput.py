@@ -66,8 +66,42 @@ def test_projection_is_runs_times_steps_over_the_measured_rate():
     assert proj[alone]["projected_hours"] == pytest.approx(120 / 3600)
     assert proj[batched]["projected_hours"] == pytest.approx(20 / 3600)
     assert proj[("fairface", "l2rw", "one run at a time")]["projected_hours"] == pytest.approx(108 / 3600)
-    assert len(proj) == 3  # no projection from a variant that is neither (deterministic off), a failed case, or
-    # a row never measured (the L2RW grid)
+    per_row = {k: v for k, v in proj.items() if k[1] != "(whole table)"}
+    assert len(per_row) == 3  # no projection from a variant that is neither (deterministic off), a failed case,
+    # or a row never measured (the L2RW grid)
+    # whole tables: colored MNIST 120 s alone, 20 s at its fastest; FairFace's one row has one variant; the L2RW grid,
+    # whose row was never measured, gets none
+    whole = {(k[0], k[2]): v for k, v in proj.items() if k[1] == "(whole table)"}
+    assert set(whole) == {(e, v) for e in ("colored_mnist", "fairface")
+                          for v in ("every row one run at a time", "every row at its fastest variant")}
+    assert whole["colored_mnist", "every row one run at a time"]["projected_hours"] == pytest.approx(120 / 3600)
+    assert whole["colored_mnist", "every row at its fastest variant"]["projected_hours"] == pytest.approx(20 / 3600)
+    assert whole["fairface", "every row at its fastest variant"]["projected_hours"] == pytest.approx(108 / 3600)
+    assert whole["colored_mnist", "every row one run at a time"]["runs"] == 6
+
+
+def test_a_whole_table_sums_its_rows_and_needs_every_row():
+    cfg = full_config()
+    rw = cfg["reweighting"]
+    rw.update(methods=["baseline", "l2rw"], seeds=[0, 1])
+    rw["fairface"].update(shares=[0.9, 0.99], balanced_reference=["baseline"])  # baseline: 3 x 2 runs, l2rw: 2 x 2
+    for row, steps in (("baseline", 100), ("l2rw", 50)):
+        rw["fairface"]["hparams"][row] = {**rw["fairface"]["hparams"][row], "steps": steps}
+    del cfg["colored_mnist"]
+
+    def rate(row, steps_per_s, k=1):
+        return {"experiment": "fairface", "row": row, "status": "ok", "steps_per_s": steps_per_s,
+                **({"variant": "as configured"} if k == 1 else {"variant": f"{k} runs batched", "batch_runs": k})}
+
+    def whole(rows):
+        return {p["variant"]: p for p in projection(cfg, rows) if p["row"] == "(whole table)"}
+
+    # baseline 6 runs x 100 steps at 10/s = 60 s, batched at 60/s = 10 s; l2rw 4 x 50 at 5/s = 40 s
+    got = whole([rate("baseline", 10.0), rate("baseline", 60.0, k=6), rate("l2rw", 5.0)])
+    assert got["every row one run at a time"]["projected_hours"] == pytest.approx(100 / 3600)
+    assert got["every row at its fastest variant"]["projected_hours"] == pytest.approx(50 / 3600)
+    assert got["every row one run at a time"]["runs"] == 10
+    assert whole([rate("baseline", 10.0), rate("baseline", 60.0, k=6)]) == {}  # l2rw unmeasured: no whole table
 
 
 def test_a_small_case_is_measured_and_a_failing_one_is_reported_not_raised():
@@ -121,7 +155,11 @@ def test_hand_run_writes_both_files(tmp_path, monkeypatch):
     proj = (tmp_path / "t_projection.csv").read_text().splitlines()
     ff = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())["reweighting"]
     runs = (len(ff["fairface"]["shares"]) + 1) * len(ff["seeds"])  # every share and the balanced 0.5, every seed
-    assert len(proj) == 1 + 6 + 2  # each row at one run at a time, and the two rows measured batched
+    # each row at one run at a time, the two rows measured batched, the whole table at one run at a time and at
+    # each row's fastest variant
+    assert len(proj) == 1 + 6 + 2 + 2
+    table_runs = runs + 5 * len(ff["fairface"]["shares"]) * len(ff["seeds"])  # the balanced 0.5 is baseline's only
+    assert proj[-1].startswith(f"fairface,(whole table),every row at its fastest variant,{table_runs},,,")
     assert proj[1].startswith(f"fairface,baseline,one run at a time,{runs},144,10.0000,")
     assert proj[2].startswith(f"fairface,baseline,10 runs batched,{runs},144,10.0000,")
 

@@ -454,7 +454,9 @@ def mnist_train_size(cfg: dict[str, Any]) -> int:
 
 def projection(cfg: dict[str, Any], rows: list[dict]) -> list[dict]:
     """Device hours of each table row from its measured rates: at one run at a time (the row as configured), and
-    with its runs batched k at a time where a batched case of the row was measured (its rate counts run-steps)."""
+    with its runs batched k at a time where a batched case of the row was measured (its rate counts run-steps).
+    A table whose every row was measured also gets two whole-table lines (row ``(whole table)``): every row one run
+    at a time, and every row at its fastest measured variant."""
     rates: dict[tuple[str, str], dict[int, float]] = {}  # (experiment, row) -> {runs per batch: run-steps/s}
     for r in rows:
         k = r.get("batch_runs", 1)
@@ -480,6 +482,29 @@ def projection(cfg: dict[str, Any], rows: list[dict]) -> list[dict]:
             for row in rw["methods"]:
                 extra = 1 if exp == "fairface" and row in rw["fairface"].get("balanced_reference", []) else 0
                 add(exp, row, (len(rw[exp]["shares"]) + extra) * len(rw["seeds"]), rw[exp]["hparams"][row]["steps"])
+    return out + whole_tables(cfg, out)
+
+
+WHOLE_TABLE = "(whole table)"
+
+
+def whole_tables(cfg: dict[str, Any], per_row: list[dict]) -> list[dict]:
+    """Per table whose every configured row has a projection: the sum of its rows' device hours one run at a time,
+    and the sum of each row's fastest variant."""
+    rows_of = {"colored_mnist": cfg.get("colored_mnist", {}).get("methods", []),
+               "fairface": cfg.get("reweighting", {}).get("methods", []),
+               "l2rw_mnist": cfg.get("reweighting", {}).get("methods", [])}
+    out = []
+    for exp, rows in rows_of.items():
+        mine = [p for p in per_row if p["experiment"] == exp]
+        alone = {p["row"]: p["projected_hours"] for p in mine if p["variant"] == "one run at a time"}
+        if not rows or set(alone) != set(rows):
+            continue
+        fastest = {row: min(p["projected_hours"] for p in mine if p["row"] == row) for row in rows}
+        runs = sum(p["runs"] for p in mine if p["variant"] == "one run at a time")
+        for variant, hours in (("every row one run at a time", alone), ("every row at its fastest variant", fastest)):
+            out.append({"experiment": exp, "row": WHOLE_TABLE, "variant": variant, "runs": runs,
+                        "steps_per_run": None, "steps_per_s": None, "projected_hours": sum(hours.values())})
     return out
 
 

@@ -13,6 +13,7 @@
 #                 sharing it (tools/gpu_check/mini_on_cuda.yaml); skipped without a GPU
 #   5. packed     4 processes of colored MNIST's baseline on one device at once (what slot sharing gains)
 #   6. compiled   the torch.compile variants of the small networks, with whatever time is left
+# and last, issue 14's targets beside what was measured (tools/gpu_check/targets.py -> targets.txt)
 # Everything goes to results/gpu_check/ (GPU_CHECK_OUT); where $OUT is set (the device tool), the CSVs, the log
 # and one archive of the rest are copied there. Needs torch, torchvision, pandas, matplotlib, seaborn, PyYAML;
 # steps 2 and 4 also need pytest, Snakemake, mlxtend, pycocotools and jsonschema: for a machine without them, run
@@ -81,9 +82,11 @@ step compiled 600 "${tp[@]}" --only colored_mnist,fairface --compiled only --out
 for f in "$work"/*.csv "$work"/packed.json; do
   [ -s "$f" ] && { echo "== $f"; cat "$f"; }
 done
+echo "== targets"
+python3 tools/gpu_check/targets.py "$work" "$config"
 if [ -n "${OUT:-}" ]; then
-  cp "$work"/throughput_photo.csv "$work"/throughput_small.csv "$work"/throughput_small_projection.csv "$OUT"/ \
-    2>/dev/null
+  cp "$work"/throughput_photo.csv "$work"/throughput_small.csv "$work"/throughput_small_projection.csv \
+    "$work"/targets.txt "$OUT"/ 2>/dev/null
   tar czf "$OUT/gpu_check.tgz" "$work" $(ls -d results/mini_cuda/tables results/mini_cuda/logs 2>/dev/null) \
     $(find results/mini_cuda/runs -name metrics.json 2>/dev/null) \
     $(find .snakemake/log -newer "$work/session.log" -name '*.log' 2>/dev/null)
