@@ -200,3 +200,26 @@ def test_a_random_state_without_its_own_stream_is_refused_with_what_to_do(tmp_pa
     torch.save(state, tmp_path / "state.pt")
     with pytest.raises(ValueError, match="no random stream of the run's own.*delete the run's state.pt"):
         fit(make("random"), splits(), spec(tmp_path))
+
+
+def test_selection_skips_the_epochs_a_method_does_not_allow(tmp_path):
+    """A method's warm-up epochs (``Method.selectable`` false) are never selected: the run whose best validation
+    epoch is excluded selects the best of the others, computed here from its history; a run that allows no epoch
+    is refused before training."""
+    sel = dict(select=("val_worst_group", "val_average"), epochs=5)
+    ref = fit(make("baseline"), val_split(splits()), spec(tmp_path / "a", **sel))
+    taken = {ref["selections"][r]["epoch"] for r in sel["select"]}
+
+    m = make("baseline")
+    m.selectable = lambda epoch: epoch not in taken
+    out = fit(m, val_split(splits()), spec(tmp_path / "b", **sel))
+    assert [h["val"] for h in out["history"]] == [h["val"] for h in ref["history"]]  # the same training
+    allowed = [e for e in range(1, 6) if e not in taken]
+    for rule, key in (("val_worst_group", "worst_group_accuracy"), ("val_average", "accuracy")):
+        scores = [out["history"][e - 1]["val"][key] for e in allowed]
+        assert out["selections"][rule]["epoch"] == allowed[scores.index(max(scores))]
+
+    never = make("baseline")
+    never.selectable = lambda epoch: False
+    with pytest.raises(ValueError, match="no candidate epoch.*epochs 1..5"):
+        fit(never, val_split(splits()), spec(tmp_path / "c", **sel))

@@ -73,7 +73,7 @@ def selection_score(rule: str, val_metrics: dict[str, float]) -> float:
     raise ValueError(f"selection rule {rule!r} has no score; expected one of {', '.join(SELECTION_RULES)}")
 
 
-def check_selection(spec: "RunSpec", splits: dict) -> None:
+def check_selection(spec: "RunSpec", splits: dict, method: Method, epochs: int) -> None:
     unknown = [r for r in spec.select if r not in SELECTION_RULES]
     if unknown or not spec.select:
         raise ValueError(f"run {spec.run_id}: selection rules {list(spec.select)}; expected one or more of "
@@ -86,6 +86,9 @@ def check_selection(spec: "RunSpec", splits: dict) -> None:
             raise ValueError(f"run {spec.run_id}: selection by {list(spec.select)} needs the val split evaluated "
                              f"every epoch (eval_every 1, eval_splits with val); got eval_every {spec.eval_every}, "
                              f"eval_splits {spec.eval_splits}")
+        if not any(method.selectable(e) for e in range(1, epochs + 1)):
+            raise ValueError(f"run {spec.run_id}: selection by {list(spec.select)} has no candidate epoch: method "
+                             f"{method.name!r} allows none of epochs 1..{epochs} (a warm-up as long as the run?)")
 
 
 def update_best(best: dict[str, dict[str, Any]], select: tuple[str, ...], epoch: int, val_metrics: dict[str, float],
@@ -235,7 +238,7 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
     n = train["y"].shape[0]
     steps_per_epoch, total_steps, epochs = run_length(spec, n)
     device = train["y"].device
-    check_selection(spec, splits)
+    check_selection(spec, splits, method, epochs)
     selecting = any(r != "last" for r in spec.select)
     eval_names = [k for k in splits if spec.eval_splits is None or k in spec.eval_splits]
     method.attach(splits)
@@ -277,7 +280,7 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
             for name in eval_names:
                 entry[name] = evaluate(method, splits[name], spec.eval_batch_size, spec.group_names,
                                        spec.channels_last, spec.group_weights)
-            if selecting:
+            if selecting and method.selectable(epoch + 1):
                 update_best(best, spec.select, epoch + 1, entry["val"], method.modules.state_dict)
         history.append(entry)
         bar.set_postfix({k: f"{v:.4g}" for k, v in epoch_logs.items()}, refresh=False)

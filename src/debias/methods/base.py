@@ -92,6 +92,11 @@ class Method(ABC):
                 group["lr"] = self.hp["lr"] * factor
         return {"lr": self.hp["lr"] * factor}
 
+    def selectable(self, epoch: int) -> bool:
+        """Whether the weights after ``epoch`` (1-based) may be chosen by a validation rule. A method with a
+        warm-up phase says no for it: the warm-up's weights are not yet the method's."""
+        return True
+
     def on_epoch_end(self, epoch: int) -> None:
         for sched in self.schedulers.values():
             sched.step()

@@ -209,6 +209,9 @@ class FisherFlat(ERM):
             self.epsilon = self.initial_epsilon()
         return {**logs, "epsilon": self.epsilon or 0.0}
 
+    def selectable(self, epoch: int) -> bool:
+        return epoch > self.hp["warmup_epochs"]  # a warm-up epoch's weights are plain ERM's
+
     def initial_epsilon(self) -> float:
         if self.hp.get("epsilon") is not None:
             return float(self.hp["epsilon"])
