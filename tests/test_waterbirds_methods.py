@@ -383,6 +383,21 @@ def test_model_traces_of_a_fixed_model_equal_the_per_sample_loops(kind):
     torch.testing.assert_close(got, loop.detach(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["last_layer", "full"])
+def test_model_traces_leave_every_module_in_its_own_mode(kind):
+    """Traces are taken in eval mode; afterwards each submodule is back in the mode it came in, whatever the mode
+    of the others (a model in eval stays in eval, a BN layer left training inside it stays training)."""
+    from debias.methods.fisher import model_traces
+
+    net = bn_net()
+    model = nn.Sequential(net.features, net.classifier).eval()
+    bn = next(m for m in net.features.modules() if isinstance(m, nn.BatchNorm2d))
+    bn.train()
+    before = {name: m.training for name, m in model.named_modules()}
+    model_traces(net.features, net.classifier, data(n=3, shape=(3, 6, 6))["x"], kind, chunk_size=2)
+    assert {name: m.training for name, m in model.named_modules()} == before
+
+
 # -- through the engine ---------------------------------------------------------------------------------------
 
 

@@ -35,6 +35,8 @@ so far; 0 before any).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,6 +59,19 @@ def last_linear(classifier: nn.Module) -> nn.Linear:
         raise ValueError(f"the last-layer Fisher trace needs a classifier with an nn.Linear; "
                          f"{type(classifier).__name__} has none")
     return linears[-1]
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """``model`` in eval mode inside the block; afterwards every submodule back in its own mode (a wrapper built
+    for the call, such as ``nn.Sequential(features, classifier)``, does not know the modes of what it wraps)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def head_input_and_logits(features: nn.Module, classifier: nn.Module, head: nn.Linear, x: torch.Tensor,
@@ -85,20 +100,15 @@ def model_traces(features: nn.Module, classifier: nn.Module, x: torch.Tensor, tr
     graph kept: e.g. the per-sample traces of a trained ERM model, by group (the paper's premise)."""
     if trace not in TRACES:
         raise ValueError(f"trace {trace!r}; expected one of {', '.join(TRACES)}")
-    model = nn.Sequential(features, classifier)
-    was_training = model.training
-    model.eval()
     head = last_linear(classifier)
     out = []
-    try:
+    with eval_mode(nn.Sequential(features, classifier)) as model:
         for xb in x.split(batch_size):
             if trace == "full":
                 out.append(full_trace(model, xb, chunk_size))
             else:
                 h, z = head_input_and_logits(features, classifier, head, xb)
                 out.append(last_layer_trace(z, h, head.bias is not None))
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 
@@ -144,9 +154,7 @@ def full_trace(model: nn.Module, x: torch.Tensor, chunk_size: int | None = None)
     """T_i over every trainable parameter of ``model`` (x -> logits), BN in eval mode, exact over the classes.
 
     The result is differentiable w.r.t. the parameters (second order through ``torch.func``)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         params = {k: p for k, p in model.named_parameters() if p.requires_grad}
         buffers = dict(model.named_buffers())
 
@@ -160,8 +168,6 @@ def full_trace(model: nn.Module, x: torch.Tensor, chunk_size: int | None = None)
             return (lp.exp() * sq).sum()
 
         return vmap(one, chunk_size=chunk_size)(x)
-    finally:
-        model.train(was_training)
 
 
 def dual_step(mu: torch.Tensor, index: torch.Tensor, violation: torch.Tensor, step_size: float) -> torch.Tensor:
