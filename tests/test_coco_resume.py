@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from debias import methods
 from debias.data.mini.coco import write_embedded_coco
 from debias.experiments import coco as coco_exp
 from debias.experiments.coco import prepare, train
@@ -71,3 +72,17 @@ def test_killed_run_resumes_from_its_last_epoch_to_the_same_numbers(prepared, tm
     for split in ("train", "val", "test"):
         assert torch.equal(got_logits[split], ref_logits[split]), split
     assert not (tmp_path / "killed" / "state.pt").exists()  # removed once metrics.json is written
+
+
+def test_selection_never_picks_an_epoch_the_method_does_not_allow(prepared, tmp_path, monkeypatch):
+    """With the epoch selected by val macro-F1 made unselectable (``Method.selectable``, a warm-up's hook), the run
+    selects the best of the other epochs (ties to the later), computed here from its history."""
+    ref, _ = run(prepared, tmp_path / "all")
+    taken = ref["selected"]["epoch"]
+    monkeypatch.setattr(methods.get("mixup"), "selectable", lambda self, epoch: epoch != taken,
+                        raising=False)
+    got, _ = run(prepared, tmp_path / "without")
+    assert got["history"] == ref["history"]
+    f1 = {h["epoch"]: h["val_macro_f1"] for h in got["history"] if h["epoch"] != taken}
+    assert got["selected"]["epoch"] == max(f1, key=lambda e: (f1[e], e))
+    assert got["selected"]["val_macro_f1"] == f1[got["selected"]["epoch"]]

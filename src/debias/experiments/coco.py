@@ -188,6 +188,9 @@ def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path
     from tqdm import tqdm
 
     n, bs, epochs = train_idx.numel(), train_cfg["batch_size"], hp["epochs"]
+    if not any(method.selectable(e) for e in range(1, epochs + 1)):
+        raise ValueError(f"run {run_id}: method {method.name!r} allows none of epochs 1..{epochs} for selection by val "
+                         f"macro-F1 (a warm-up as long as the run?)")
     steps_per_epoch = -(-n // bs)
     start, history, elapsed = 0, [], 0.0
     best = {"f1": -1.0, "epoch": 0, "state": copy.deepcopy(method.model_state())}
@@ -221,7 +224,9 @@ def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path
         z = split_logits(method, x["val"], pipe, train_cfg["eval_batch_size"])
         f1 = macro_f1(z.numpy() > 0, y["val"].cpu().numpy())
         history.append({"epoch": epoch + 1, "loss": losses.mean().item(), "val_macro_f1": f1})
-        if f1 >= best["f1"]:  # ties go to the later epoch (at mini scale F1 is often 0 for several epochs)
+        # ties go to the later epoch (at mini scale F1 is often 0 for several epochs); a method's warm-up epochs
+        # (Method.selectable) are never candidates
+        if method.selectable(epoch + 1) and f1 >= best["f1"]:
             best = {"f1": f1, "epoch": epoch + 1, "state": copy.deepcopy(method.model_state())}
         last = epoch + 1 == epochs
         if last or time.monotonic() - last_save >= train_cfg["checkpoint_every_s"]:
