@@ -429,6 +429,42 @@ def test_engine_run_resumed_after_two_epochs_ends_as_one_that_ran_through(tmp_pa
         assert out["history"][0]["epsilon"] == 0.0 and out["history"][1]["epsilon"] > 0
         assert resumed.epsilon == straight.epsilon and torch.equal(resumed.mu, straight.mu)
         assert (straight.mu > 0).any()
+        # the per-epoch distribution by group, recomputed with NumPy from the method's final state
+        last, traces, mu = out["history"][-1], straight.last_trace.numpy(), straight.mu.numpy()
+        group = splits["train"]["group"].numpy()
+        for g in range(4):
+            assert last[f"trace_median_g{g}"] == pytest.approx(np.median(traces[group == g]), rel=1e-6)
+            assert last[f"trace_p90_g{g}"] == pytest.approx(np.percentile(traces[group == g], 90), rel=1e-6)
+            assert last[f"active_g{g}"] == pytest.approx(np.mean(mu[group == g] > 0))
+        assert "active_g0" in out["history"][0] and "trace_median_g0" in out["history"][0]  # the warm-up too
+
+
+@pytest.mark.parametrize("multipliers", ["per_sample", "max"])
+def test_fisher_flat_selectable_epochs_are_those_whose_weights_differ_from_erm(tmp_path, multipliers):
+    """Why ``FisherFlat.selectable`` starts where it does: trained side by side with ERM (same seed, same batches),
+    per-sample multipliers leave the first constrained epoch's weights equal to ERM's (each μ_i is 0 at its one
+    visit of the epoch); one shared multiplier moves them within that epoch."""
+    from debias.engine import RunSpec, fit
+
+    splits = {"train": data(n=24, seed=1), "test": data(n=12, seed=2)}
+    hp = dict(FF, multipliers=multipliers, dual_step_size=5.0, epsilon_percentile=10)
+    states = {}
+    for epochs in (1, 2, 3):
+        for name, h in (("erm", HP), ("fisher_flat", hp)):
+            torch.manual_seed(0)
+            m = methods.get(name)(mlp(), h)
+            fit(m, splits, RunSpec(run_id=name, seed=0, epochs=epochs, batch_size=8, progress=False,
+                                   state_path=tmp_path / f"{name}{multipliers}{epochs}.pt", checkpoint_every_s=0))
+            states[name, epochs] = m.modules.state_dict()
+
+    def same(epochs):
+        a, b = states["erm", epochs], states["fisher_flat", epochs]
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    ff = methods.get("fisher_flat")(mlp(), hp)
+    assert [same(e) for e in (1, 2, 3)] == [not ff.selectable(e) for e in (1, 2, 3)]
+    assert [ff.selectable(e) for e in (1, 2, 3)] == ([False, False, True] if multipliers == "per_sample"
+                                                      else [False, True, True])
 
 
 @pytest.mark.parametrize("name,hp", [("erm", HP), ("groupdro", DRO), ("fisher_flat", FF)])

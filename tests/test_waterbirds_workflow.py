@@ -183,7 +183,7 @@ def test_mini_waterbirds_slice_builds_its_outputs_and_one_row_edit_reruns_only_t
     assert list(rec["selections"]) == ["last", "val_average", "val_worst_group"] and rec["selected"]["rule"] == "last"
     assert rec["selections"]["val_worst_group"]["epoch"] in (1, 2) and len(rec["train_traces"]["values"]) > 0
     ff = json.loads((results / "runs/waterbirds/fisher_flat/eps_pct=50/seed=0/metrics.json").read_text())
-    assert ff["selections"]["val_worst_group"]["epoch"] == 2  # epoch 1 is the warm-up (ERM): never selected
+    assert ff["selections"]["val_worst_group"]["epoch"] == 3  # epochs 1-2 are ERM's weights: never selected
     # edit the fisher_flat row only: its training job and the table rerun, not erm, groupdro or the traces figure
     cfg = yaml.safe_load(path.read_text())
     cfg["waterbirds"]["hparams"]["fisher_flat"]["dual_step_size"] = 0.5

@@ -283,7 +283,10 @@ def tiny_waterbirds(cfg):
     wb["embedded"].update(n_train=200, n_val=80, n_test=80)
     wb["seeds"], wb["epsilon_percentiles"] = [0], [50]
     for hp in wb["hparams"].values():
-        hp["epochs"] = 2  # fisher_flat: one warm-up epoch, one constrained
+        hp["epochs"] = 2
+    # fisher_flat: one warm-up epoch, two constrained (with per-sample multipliers the first constrained epoch is
+    # still ERM's and not selectable)
+    wb["hparams"]["fisher_flat"]["epochs"] = 3
 
 
 def tiny_everything(cfg):

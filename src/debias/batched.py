@@ -238,7 +238,7 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
         for idx in epoch_member_indices(members, specs, n, bs, epoch, steps, device):
             step_logs.append(batched.update(train.batch(idx)))
             bar.update(1)
-        batched.on_epoch_end(epoch)
+        epoch_logs.update(batched.on_epoch_end(epoch))
         means = epoch_means(specs, epoch, steps_per_epoch, step_logs)
         for i, spec in enumerate(specs):
             entry = {"epoch": epoch + 1, **epoch_logs, **means[i]}

@@ -270,7 +270,7 @@ def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpe
             step_logs.append(method.update(batch))
             bar.update(1)
         _check_finite(spec, epoch, steps_per_epoch, step_logs)
-        method.on_epoch_end(epoch)
+        epoch_logs.update(method.on_epoch_end(epoch))
         for key in step_logs[0]:
             epoch_logs[key] = torch.stack([s[key].float().reshape(()) for s in step_logs]).mean().item()
         entry = {"epoch": epoch + 1, **epoch_logs}

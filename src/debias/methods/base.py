@@ -97,9 +97,12 @@ class Method(ABC):
         warm-up phase says no for it: the warm-up's weights are not yet the method's."""
         return True
 
-    def on_epoch_end(self, epoch: int) -> None:
+    def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        """Called after each epoch's steps; returns scalars to log for the epoch (e.g. a distribution over the
+        training set, once per epoch rather than at every step)."""
         for sched in self.schedulers.values():
             sched.step()
+        return {}
 
     def train(self, mode: bool = True) -> None:
         self.modules.train(mode)

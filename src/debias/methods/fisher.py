@@ -30,7 +30,8 @@ configured ``trace``), unless the config gives an absolute ``epsilon``. Each sam
 kept for the logs. Logged per step: the batch's mean and max trace, the share of the batch over ε, the mean μ
 and the share of samples with μ > 0 (``active_fraction``, over the whole training set), ε, and with a ``group``
 field in the training split the mean latest trace per group (``trace_g<k>``, over the samples of the group seen
-so far; 0 before any).
+so far; 0 before any). Logged per epoch, by group: the median and 90th percentile of the latest traces
+(``trace_median_g<k>``, ``trace_p90_g<k>``) and the share of samples with μ > 0 (``active_g<k>``).
 """
 
 from __future__ import annotations
@@ -216,7 +217,10 @@ class FisherFlat(ERM):
         return {**logs, "epsilon": self.epsilon or 0.0}
 
     def selectable(self, epoch: int) -> bool:
-        return epoch > self.hp["warmup_epochs"]  # a warm-up epoch's weights are plain ERM's
+        """Not the warm-up epochs (plain ERM). With per-sample multipliers not the first constrained epoch either:
+        each sample is drawn once per epoch and its μ_i, 0 until its first visit, moves only after it, so every
+        step of that epoch has μ = 0 on its batch and the epoch's weights are still ERM's (bit for bit)."""
+        return epoch > self.hp["warmup_epochs"] + (1 if self.hp["multipliers"] == "per_sample" else 0)
 
     def initial_epsilon(self) -> float:
         if self.hp.get("epsilon") is not None:
@@ -278,6 +282,22 @@ class FisherFlat(ERM):
             "active_fraction": (self.mu > 0).float().mean(),
         })
         logs.update(self.group_trace_means())
+        return logs
+
+    def on_epoch_end(self, epoch):
+        """Per group, the distribution of the latest traces (median, 90th percentile) and the share of samples whose
+        μ > 0: the protocol's check that the constraint binds where the traces are large (one sync per epoch)."""
+        logs = super().on_epoch_end(epoch)
+        if self.train_group is None:
+            return logs
+        for g in range(self.num_groups):
+            in_group = self.train_group == g
+            seen = self.last_trace[in_group & (self.last_trace >= 0)]
+            if seen.numel():
+                median, p90 = torch.quantile(seen.double(), seen.new_tensor([0.5, 0.9], dtype=torch.double)).tolist()
+                logs.update({f"trace_median_g{g}": median, f"trace_p90_g{g}": p90})
+            if self.hp["multipliers"] == "per_sample":
+                logs[f"active_g{g}"] = (self.mu[in_group] > 0).float().mean().item()
         return logs
 
     def group_trace_means(self) -> dict[str, torch.Tensor]:
