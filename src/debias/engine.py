@@ -86,9 +86,14 @@ def check_selection(spec: "RunSpec", splits: dict, method: Method, epochs: int) 
             raise ValueError(f"run {spec.run_id}: selection by {list(spec.select)} needs the val split evaluated "
                              f"every epoch (eval_every 1, eval_splits with val); got eval_every {spec.eval_every}, "
                              f"eval_splits {spec.eval_splits}")
-        if not any(method.selectable(e) for e in range(1, epochs + 1)):
-            raise ValueError(f"run {spec.run_id}: selection by {list(spec.select)} has no candidate epoch: method "
-                             f"{method.name!r} allows none of epochs 1..{epochs} (a warm-up as long as the run?)")
+        require_selectable_epoch(method, epochs, spec.run_id, f"selection by {list(spec.select)}")
+
+
+def require_selectable_epoch(method: Method, epochs: int, run_id: str, rule: str) -> None:
+    """Refuse, before training, a run whose method allows none of its epochs to be selected (``Method.selectable``)."""
+    if not any(method.selectable(e) for e in range(1, epochs + 1)):
+        raise ValueError(f"run {run_id}: {rule} has no candidate epoch: method {method.name!r} allows none of "
+                         f"epochs 1..{epochs} (a warm-up as long as the run?)")
 
 
 def update_best(best: dict[str, dict[str, Any]], select: tuple[str, ...], epoch: int, val_metrics: dict[str, float],

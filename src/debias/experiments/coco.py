@@ -31,7 +31,7 @@ from debias.data.image_pipeline import Pipeline
 from debias.devices import resolve_device
 from debias.experiments.coco_keys import f1_curve_key
 from debias.engine import (NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, load_state, peak_memory_mb,
-                           reset_peak_memory)
+                           require_selectable_epoch, reset_peak_memory)
 from debias.io import read_json, sha256_file, torch_save, write_json
 from debias.leakage import AttackerConfig, f1_matched, flip_bits, leakage
 from debias.metrics import macro_f1, mean_average_precision
@@ -188,9 +188,7 @@ def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path
     from tqdm import tqdm
 
     n, bs, epochs = train_idx.numel(), train_cfg["batch_size"], hp["epochs"]
-    if not any(method.selectable(e) for e in range(1, epochs + 1)):
-        raise ValueError(f"run {run_id}: method {method.name!r} allows none of epochs 1..{epochs} for selection by val "
-                         f"macro-F1 (a warm-up as long as the run?)")
+    require_selectable_epoch(method, epochs, run_id, "selection by val macro-F1")
     steps_per_epoch = -(-n // bs)
     start, history, elapsed = 0, [], 0.0
     best = {"f1": -1.0, "epoch": 0, "state": copy.deepcopy(method.model_state())}
