@@ -180,7 +180,8 @@ def test_mini_slice_through_snakemake_builds_the_table(tmp_path):
 @pytest.mark.slow
 def test_four_gpu_jobs_with_two_gpus_never_share_a_device(tmp_path):
     def four_gpu_jobs(cfg):
-        tiny(cfg, sigma2=(0.02,), methods=("baseline", "gray"), seeds=(0, 1), epochs=1)
+        # 4 epochs: long enough that two jobs' training overlaps even on a loaded machine (1 epoch did not, once)
+        tiny(cfg, sigma2=(0.02,), methods=("baseline", "gray"), seeds=(0, 1), epochs=4)
         cfg["colored_mnist"]["seeds_per_job"] = 1
         cfg["resources"]["train_small"]["gpu"] = 1  # one slot per device (the default): a whole GPU per job
 
