@@ -222,5 +222,5 @@ def test_decode_split_names_the_entry_of_a_missing_or_broken_image(tmp_path):
     with pytest.raises(coco.CocoFormatError, match=r"entry 1 \(image id 2\):.*000000000002.jpg does not decode"):
         coco.decode_split(split, tmp_path, 16, 16, threads=1, progress=False)
     split.file_name[1] = "COCO_val2014_000000000003.jpg"
-    with pytest.raises(FileNotFoundError, match=r"entry 1 .*000000000003.jpg missing"):
+    with pytest.raises(FileNotFoundError, match=r"entry 1 .*000000000003.jpg missing \(config key coco\.root"):
         coco.decode_split(split, tmp_path, 16, 16, threads=1, progress=False)

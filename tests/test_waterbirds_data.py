@@ -133,6 +133,27 @@ def test_missing_or_broken_image_names_line_and_path_and_writes_nothing(tmp_path
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_metadata_saved_with_a_byte_order_mark_is_read_and_a_non_utf8_byte_is_named(tmp_path):
+    folder = write_release(tmp_path / wb.LAYOUTS["group_dro"])
+    csv_path = folder / "metadata.csv"
+    plain = wb.read_metadata(csv_path)
+    with open(csv_path, newline="") as fh:  # a needed column first, where the mark lands
+        rows = list(csv.reader(fh))
+    first = rows[0].index("img_filename")
+    rows = [[r[first]] + r[:first] + r[first + 1:] for r in rows]
+    with open(csv_path, "w", newline="", encoding="utf-8-sig") as fh:  # as a spreadsheet saves UTF-8
+        csv.writer(fh).writerows(rows)
+    with_bom = wb.read_metadata(csv_path)
+    assert with_bom.img_filename == plain.img_filename and (with_bom.y == plain.y).all()
+    lines = csv_path.read_bytes()[3:].split(b"\n")
+    lines[4] = lines[4].replace(b"img_", b"img\xff_", 1)  # line 5: a Latin-1 byte
+    csv_path.write_bytes(b"\n".join(lines))
+    out = tmp_path / "out"
+    with pytest.raises(wb.WaterbirdsFormatError, match=r"metadata\.csv, line 5: not UTF-8 text \(byte 0xff"):
+        wb.prepare(folder, out / "data.pt", out / "recipe.json", resize=16, crop=12, progress=False)
+    assert not out.exists() or not any(out.iterdir())
+
+
 # -- download -----------------------------------------------------------------------------------------------
 
 

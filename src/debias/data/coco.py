@@ -329,7 +329,7 @@ def decode_split(split: Split, images_root: str | Path, short_side: int, size: i
         path = image_path(images_root, split.file_name[i])
         if not path.is_file():
             raise FileNotFoundError(f"{where}entry {i} (image id {split.image_id[i]}): image {path} missing "
-                                    "(config key coco.images_root)")
+                                    "(config key coco.root: images are read from <root>/train2014/ and <root>/val2014/)")
         try:
             return decode_resize(path, short_side, size)
         except Exception as exc:

@@ -20,6 +20,7 @@ This module must not import torch at import time (the workflow imports it while 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,13 @@ def read_metadata(csv_path: str | Path) -> Metadata:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path}: Waterbirds metadata file missing (config key waterbirds.root)")
-    with open(csv_path, newline="") as fh:
+    try:  # utf-8-sig: a file saved by a spreadsheet starts with a byte-order mark, which is not part of the header
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = csv_path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise WaterbirdsFormatError(f"{csv_path}, line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                                    f"offset {exc.start}); expected the release's comma-separated metadata") from None
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         found = reader.fieldnames or []
         absent = [c for c in REQUIRED_COLUMNS if c not in found]
