@@ -87,6 +87,31 @@ def test_loader_names_a_missing_or_malformed_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(coco.CocoFormatError, match="instances_val2014.json: not a COCO annotation file"):
         coco.read_captions_split(bad, bad)
+    bad.write_text("[]")  # JSON, but not an object
+    with pytest.raises(coco.CocoFormatError, match="instances_val2014.json: not a COCO annotation file"):
+        coco.read_captions_split(bad, bad)
+
+
+def test_loader_names_the_file_and_entry_of_a_missing_key(tmp_path):
+    inst, capf = coco_fixture(tmp_path)
+    # the captions file given as the instances file: no categories
+    with pytest.raises(coco.CocoFormatError, match=r"captions_train2014\.json: no 'categories' in the file; "
+                                                    r"expected a COCO instances file"):
+        coco.read_captions_split(capf, capf)
+    caps = json.loads(capf.read_text())
+    del caps["annotations"][0]["caption"]
+    capf.write_text(json.dumps(caps))
+    with pytest.raises(coco.CocoFormatError, match=r"captions_train2014\.json: annotation id \S+ \(image \d+\) has "
+                                                    r"no 'caption'"):
+        coco.read_captions_split(inst, capf)
+    (tmp_path / "b").mkdir()
+    inst2, capf2 = coco_fixture(tmp_path / "b")
+    data = json.loads(inst2.read_text())
+    for img in data["images"]:
+        del img["file_name"]
+    inst2.write_text(json.dumps(data))
+    with pytest.raises(coco.CocoFormatError, match=r"instances_train2014\.json: image id \d+ has no 'file_name'"):
+        coco.read_captions_split(inst2, capf2)
 
 
 def test_val_test_split_is_deterministic_and_disjoint():

@@ -108,8 +108,15 @@ def _load_coco(path: Path):
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
             return COCO(str(path))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, AssertionError) as exc:  # AssertionError: not a JSON object
         raise CocoFormatError(f"{path}: not a COCO annotation file ({type(exc).__name__}: {exc})") from exc
+
+
+def _require_lists(coco_obj, path: Path, keys: tuple[str, ...], kind: str) -> None:
+    absent = [k for k in keys if k not in coco_obj.dataset]
+    if absent:
+        raise CocoFormatError(f"{path}: no {', '.join(map(repr, absent))} in the file; expected a COCO {kind} file "
+                              f"with {', '.join(map(repr, keys))}")
 
 
 def object_columns(instances) -> tuple[list[int], list[str]]:
@@ -123,6 +130,8 @@ def read_captions_split(instances_path: str | Path, captions_path: str | Path) -
     """One COCO annotation year-split (e.g. train2014) → Split of the images with a caption gender."""
     instances_path, captions_path = Path(instances_path), Path(captions_path)
     inst, caps = _load_coco(instances_path), _load_coco(captions_path)
+    _require_lists(inst, instances_path, ("images", "annotations", "categories"), "instances")
+    _require_lists(caps, captions_path, ("images", "annotations"), "captions")
     cat_ids, names = object_columns(inst)
     if len(cat_ids) != NUM_OBJECTS:
         raise CocoFormatError(f"{instances_path}: {len(cat_ids)} non-person categories, expected {NUM_OBJECTS}")
@@ -148,8 +157,15 @@ def read_captions_split(instances_path: str | Path, captions_path: str | Path) -
     for img_id in sorted(inst.imgs):
         if img_id not in has_person or img_id not in objects:
             continue
-        g = caption_gender([a["caption"] for a in caps.imgToAnns.get(img_id, [])])
+        anns = caps.imgToAnns.get(img_id, [])
+        bad = next((a for a in anns if not isinstance(a.get("caption"), str)), None)
+        if bad is not None:
+            raise CocoFormatError(f"{captions_path}: annotation id {bad.get('id')} (image {img_id}) has no 'caption' "
+                                  "string")
+        g = caption_gender([a["caption"] for a in anns])
         if g is not None:
+            if not inst.imgs[img_id].get("file_name"):
+                raise CocoFormatError(f"{instances_path}: image id {img_id} has no 'file_name'")
             rows.append((inst.imgs[img_id]["file_name"], img_id, objects[img_id], g))
     if not rows:
         raise CocoFormatError(f"{instances_path} + {captions_path}: no image has a person, an object and one "
