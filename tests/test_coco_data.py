@@ -173,7 +173,7 @@ def py2_dump(obj, path):
     path.write_bytes(buf.getvalue())
 
 
-def wang_fixture(tmp_path, broken_entry=None):
+def wang_fixture(tmp_path, broken_entry=None, broken=("gender", [1, 1])):
     names = {j: ("café" if j == 3 else f"obj{j}") for j in range(79)}  # a non-ASCII byte needs latin1
     py2_dump({"id2object": names, "object2id": {v: k for k, v in names.items()}}, tmp_path / "object_id.map")
     rng = np.random.default_rng(0)
@@ -187,7 +187,7 @@ def wang_fixture(tmp_path, broken_entry=None):
             entries.append({"file_name": f"COCO_{'train' if split == 'train' else 'val'}2014_{i:012d}.jpg",
                             "image_id": i, "objects": objs, "gender": g})
         if broken_entry is not None and split == "val":
-            entries[broken_entry]["gender"] = [1, 1]
+            entries[broken_entry][broken[0]] = broken[1]
         py2_dump(entries, tmp_path / f"{split}.data")
         for g in coco.GAMMAS:
             py2_dump(set(range(0, n, g + 1)), tmp_path / f"{split}_ratio_{g}.ids")
@@ -205,9 +205,16 @@ def test_wang_pickles_are_read_with_latin1(tmp_path):
     assert rec.subsets["val"][2] == list(range(0, 20, 3))
 
 
-def test_wang_broken_entry_names_file_and_entry(tmp_path):
-    wang_fixture(tmp_path, broken_entry=7)
-    with pytest.raises(coco.CocoFormatError, match=r"val\.data, entry 7 .*gender must be one-hot"):
+@pytest.mark.parametrize("key,value,message", [
+    ("gender", [1, 1], r"gender must be one-hot \[1, 0\] or \[0, 1\], found \[1, 1\]"),
+    ("gender", 1, r"gender must be one-hot \[1, 0\] or \[0, 1\], found 1"),
+    ("image_id", "abc", r"image_id must be an integer, found 'abc'"),
+    ("objects", ["0", "1"] * 39 + ["0"], r"objects must be 79 values 0/1, found <U1 values \['0', '1'\]"),
+    ("objects", [0, 1], r"objects must be 79 values 0/1, found shape \(2,\)"),
+])
+def test_wang_broken_entry_names_file_entry_and_value(tmp_path, key, value, message):
+    wang_fixture(tmp_path, broken_entry=7, broken=(key, value))
+    with pytest.raises(coco.CocoFormatError, match=r"val\.data, entry 7 \(COCO_val2014_000000000007\.jpg\): " + message):
         coco.read_wang_source(tmp_path)
 
 

@@ -270,13 +270,20 @@ def read_wang_split(path: str | Path, num_objects: int = NUM_OBJECTS) -> Split:
                                   f"{sorted(e) if isinstance(e, dict) else type(e).__name__}")
         o = np.asarray(e["objects"])
         if o.shape != (num_objects,) or not np.isin(o, (0, 1)).all():
+            shown = f"shape {o.shape}" if o.shape != (num_objects,) else \
+                f"{o.dtype} values {sorted(set(o.tolist()), key=repr)[:5]}"
             raise CocoFormatError(f"{where} ({e['file_name']}): objects must be {num_objects} values 0/1, "
-                                  f"found shape {o.shape}")
-        g = list(e["gender"])
+                                  f"found {shown}")
+        g = list(e["gender"]) if isinstance(e["gender"], (list, tuple, np.ndarray)) else e["gender"]
         if g not in ([1, 0], [0, 1]):
             raise CocoFormatError(f"{where} ({e['file_name']}): gender must be one-hot [1, 0] or [0, 1], found {g}")
+        try:
+            image_id = int(e["image_id"])
+        except (TypeError, ValueError):
+            raise CocoFormatError(f"{where} ({e['file_name']}): image_id must be an integer, found "
+                                  f"{e['image_id']!r}") from None
         names.append(str(e["file_name"]))
-        ids.append(int(e["image_id"]))
+        ids.append(image_id)
         objs.append(o.astype(np.uint8))
         genders.append(g.index(1))
     return Split(names, np.array(ids, np.int64), np.stack(objs), np.array(genders, np.int64))
