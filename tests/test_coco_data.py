@@ -256,3 +256,7 @@ def test_decode_split_names_the_entry_of_a_missing_or_broken_image(tmp_path):
     split.file_name[1] = "COCO_val2014_000000000003.jpg"
     with pytest.raises(FileNotFoundError, match=r"entry 1 .*000000000003.jpg missing \(config key coco\.root"):
         coco.decode_split(split, tmp_path, 16, 16, threads=1, progress=False)
+    split.file_name[1] = "000000000002.jpg"  # a COCO 2017 name
+    with pytest.raises(coco.CocoFormatError, match=r"^test split, entry 1 \(image id 2\): image file name "
+                                                   r"'000000000002\.jpg' is not COCO's COCO_<split><year>"):
+        coco.decode_split(split, tmp_path, 16, 16, threads=1, progress=False, where="test split, ")

@@ -348,11 +348,18 @@ def decode_split(split: Split, images_root: str | Path, short_side: int, size: i
 
     from tqdm import tqdm
 
-    def one(i: int) -> np.ndarray:
-        path = image_path(images_root, split.file_name[i])
-        if not path.is_file():
-            raise FileNotFoundError(f"{where}entry {i} (image id {split.image_id[i]}): image {path} missing "
+    paths = []
+    for i, name in enumerate(split.file_name):  # every name and file checked before minutes of decoding
+        try:
+            paths.append(image_path(images_root, name))
+        except CocoFormatError as exc:
+            raise CocoFormatError(f"{where}entry {i} (image id {split.image_id[i]}): {exc}") from None
+        if not paths[-1].is_file():
+            raise FileNotFoundError(f"{where}entry {i} (image id {split.image_id[i]}): image {paths[-1]} missing "
                                     "(config key coco.root: images are read from <root>/train2014/ and <root>/val2014/)")
+
+    def one(i: int) -> np.ndarray:
+        path = paths[i]
         try:
             return decode_resize(path, short_side, size)
         except Exception as exc:
