@@ -75,6 +75,24 @@ def test_missing_waterbirds_with_downloads_off_stops_before_any_job(tmp_path):
     assert "config key waterbirds.root" in out and "nowhere/waterbirds_v1.0/metadata.csv" in out
 
 
+@pytest.mark.parametrize("allow_download", [True, False])
+def test_the_other_layout_s_release_on_disk_is_named_before_a_download(tmp_path, allow_download):
+    from debias.config import missing_data
+
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg["allow_download"] = allow_download
+    cfg["waterbirds"].update(root=str(tmp_path), source="wilds")
+    (tmp_path / "waterbird_complete95_forest2water2").mkdir()
+    (tmp_path / "waterbird_complete95_forest2water2/metadata.csv").write_text("img_id\n")
+    out = [m for m in missing_data(cfg) if "waterbirds" in m]
+    assert len(out) == 1 and out[0].startswith("config key waterbirds.source: 'wilds' reads ")
+    assert "waterbirds_v1.0/metadata.csv, which is missing, but the group_dro release is there" in out[0]
+    assert "set waterbirds.source: group_dro to use it" in out[0]
+    assert ("downloads the wilds release" in out[0]) == allow_download
+    cfg["waterbirds"]["source"] = "group_dro"  # the release it names is there: nothing to say
+    assert not [m for m in missing_data(cfg) if "waterbirds" in m]
+
+
 def test_selection_by_val_without_per_epoch_evaluation_is_rejected(tmp_path):
     def mutate(cfg):
         cfg["waterbirds"]["train"]["eval_every"] = 0

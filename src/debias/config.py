@@ -100,9 +100,17 @@ def missing_data(config: dict[str, Any]) -> list[str]:
         out.append(_missing(key, coco_download.missing(coco), "coco",
                             "place COCO 2014 (and Wang et al.'s split files) there, or set allow_download: true"))
     wb = config.get("waterbirds")
-    if wb and wb["source"] != "embedded" and offline:
+    if wb and wb["source"] != "embedded":
         meta = layout.waterbirds_metadata_file(wb["root"], wb["source"])
-        if not meta.is_file():
+        other = [s for s in layout.WATERBIRDS_LAYOUTS if s != wb["source"]
+                 and layout.waterbirds_metadata_file(wb["root"], s).is_file()]
+        if not meta.is_file() and other:
+            then = (f"with allow_download: true the pipeline downloads the {wb['source']} release beside it" if not
+                    offline else "the waterbirds jobs stop before they start")
+            out.append(f"config key waterbirds.source: {wb['source']!r} reads {meta}, which is missing, but the "
+                       f"{other[0]} release is there ({layout.waterbirds_metadata_file(wb['root'], other[0])}); set "
+                       f"waterbirds.source: {other[0]} to use it ({then})")
+        elif offline and not meta.is_file():
             out.append(_missing("waterbirds.root", [meta], "waterbirds",
                                 f"place the {wb['source']} release folder {meta.parent.name}/ under {wb['root']!r} "
                                 "(README, 'Waterbirds'), or set allow_download: true"))
