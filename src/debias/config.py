@@ -102,14 +102,15 @@ def missing_data(config: dict[str, Any]) -> list[str]:
     wb = config.get("waterbirds")
     if wb and wb["source"] != "embedded":
         meta = layout.waterbirds_metadata_file(wb["root"], wb["source"])
-        other = [s for s in layout.WATERBIRDS_LAYOUTS if s != wb["source"]
-                 and layout.waterbirds_metadata_file(wb["root"], s).is_file()]
+        others = {s: layout.waterbirds_metadata_file(wb["root"], s) for s in layout.WATERBIRDS_LAYOUTS
+                  if s != wb["source"]}
+        other = next((s for s, p in others.items() if p.is_file()), None)
         if not meta.is_file() and other:
             then = (f"with allow_download: true the pipeline downloads the {wb['source']} release beside it" if not
                     offline else "the waterbirds jobs stop before they start")
             out.append(f"config key waterbirds.source: {wb['source']!r} reads {meta}, which is missing, but the "
-                       f"{other[0]} release is there ({layout.waterbirds_metadata_file(wb['root'], other[0])}); set "
-                       f"waterbirds.source: {other[0]} to use it ({then})")
+                       f"{other} release is there ({others[other]}); set waterbirds.source: {other} to use it "
+                       f"({then})")
         elif offline and not meta.is_file():
             out.append(_missing("waterbirds.root", [meta], "waterbirds",
                                 f"place the {wb['source']} release folder {meta.parent.name}/ under {wb['root']!r} "
