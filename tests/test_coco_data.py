@@ -114,6 +114,17 @@ def test_loader_names_the_file_and_entry_of_a_missing_key(tmp_path):
         coco.read_captions_split(inst2, capf2)
 
 
+def test_captions_of_images_the_instances_file_lacks_are_refused(tmp_path):
+    inst, capf = coco_fixture(tmp_path)
+    caps = json.loads(capf.read_text())
+    caps["annotations"].append({"id": 555, "image_id": 13, "caption": "A man on a horse"})  # no image 13 anywhere
+    capf.write_text(json.dumps(caps))
+    with pytest.raises(coco.CocoFormatError, match=r"captions_train2014\.json: 1 of 6 captions name an image that is "
+                                                    r"not in .*instances_train2014\.json's 'images' \(first: "
+                                                    r"annotation id 555, image id 13\)"):
+        coco.read_captions_split(inst, capf)
+
+
 def test_val_test_split_is_deterministic_and_disjoint():
     a, b = coco.split_val_test(11, seed=3)
     a2, b2 = coco.split_val_test(11, seed=3)

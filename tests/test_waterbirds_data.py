@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import logging
+import re
 import tarfile
 
 import numpy as np
@@ -117,6 +118,18 @@ def test_bad_metadata_names_file_line_and_value(tmp_path, line, column, value, m
     set_field(folder, line, column, value)
     out = tmp_path / "out"
     with pytest.raises(wb.WaterbirdsFormatError, match=message):
+        wb.prepare(folder, out / "data.pt", out / "recipe.json", resize=16, crop=12, progress=False)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_image_listed_twice_is_refused_with_both_lines(tmp_path):
+    folder = write_release(tmp_path / wb.LAYOUTS["group_dro"])
+    with open(folder / "metadata.csv", newline="") as fh:
+        name = list(csv.DictReader(fh))[1]["img_filename"]  # line 3's image
+    set_field(folder, 8, "img_filename", name)
+    out = tmp_path / "out"
+    with pytest.raises(wb.WaterbirdsFormatError,
+                       match=rf"metadata\.csv, line 8: img_filename '{re.escape(name)}' is already on line 3"):
         wb.prepare(folder, out / "data.pt", out / "recipe.json", resize=16, crop=12, progress=False)
     assert not out.exists() or not any(out.iterdir())
 

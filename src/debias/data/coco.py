@@ -153,6 +153,12 @@ def read_captions_split(instances_path: str | Path, captions_path: str | Path) -
             has_person.add(ann["image_id"])
         else:
             objects.setdefault(ann["image_id"], np.zeros(NUM_OBJECTS, np.uint8))[column[ann["category_id"]]] = 1
+    stray = [a for a in caps.dataset["annotations"] if a.get("image_id") not in inst.imgs]
+    if stray:  # e.g. captions_train2017 beside instances_train2014: the images both files share would pass unnoticed
+        raise CocoFormatError(f"{captions_path}: {len(stray)} of {len(caps.dataset['annotations'])} captions name an "
+                              f"image that is not in {instances_path}'s 'images' (first: annotation id "
+                              f"{stray[0].get('id')}, image id {stray[0].get('image_id')!r}); expected the captions "
+                              "and instances files of the same year and split")
     rows = []
     for img_id in sorted(inst.imgs):
         if img_id not in has_person or img_id not in objects:

@@ -128,7 +128,8 @@ def download(root: str | Path, layout: str, url: str | None = None, sha256: str 
 
 
 def read_metadata(csv_path: str | Path) -> Metadata:
-    """Read and validate ``metadata.csv``: the needed columns present, y / split / place in their sets."""
+    """Read and validate ``metadata.csv``: the needed columns present, y / split / place in their sets, each image
+    named once."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path}: Waterbirds metadata file missing (config key waterbirds.root)")
@@ -145,7 +146,7 @@ def read_metadata(csv_path: str | Path) -> Metadata:
         if absent:
             raise WaterbirdsFormatError(f"{csv_path}, line 1: columns {absent} missing; expected "
                                         f"{','.join(COLUMNS)}, found {','.join(found)}")
-        names, values, lines = [], {k: [] for k in VALUES}, []
+        names, values, lines, first_line = [], {k: [] for k in VALUES}, [], {}
         for line, row in enumerate(reader, start=2):
             for key, allowed in VALUES.items():
                 raw = (row[key] or "").strip()
@@ -159,6 +160,10 @@ def read_metadata(csv_path: str | Path) -> Metadata:
                 values[key].append(v)
             if not row["img_filename"]:
                 raise WaterbirdsFormatError(f"{csv_path}, line {line}: img_filename is empty")
+            seen = first_line.setdefault(row["img_filename"], line)
+            if seen != line:  # the image would count twice in its group and, across splits, leak into evaluation
+                raise WaterbirdsFormatError(f"{csv_path}, line {line}: img_filename {row['img_filename']!r} is already "
+                                            f"on line {seen}; expected each image once")
             names.append(row["img_filename"])
             lines.append(line)
     if not names:
