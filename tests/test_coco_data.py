@@ -222,6 +222,7 @@ def test_wang_pickles_are_read_with_latin1(tmp_path):
     ("image_id", "abc", r"image_id must be an integer, found 'abc'"),
     ("objects", ["0", "1"] * 39 + ["0"], r"objects must be 79 values 0/1, found <U1 values \['0', '1'\]"),
     ("objects", [0, 1], r"objects must be 79 values 0/1, found shape \(2,\)"),
+    ("image_id", 70, r"image_id 70 is not the file name's 7; expected the COCO id the file is named by"),
 ])
 def test_wang_broken_entry_names_file_entry_and_value(tmp_path, key, value, message):
     wang_fixture(tmp_path, broken_entry=7, broken=(key, value))

@@ -253,6 +253,9 @@ WANG_FILES = ("object_id.map",) + tuple(f"{s}.data" for s in SPLITS) + tuple(
     f"{s}_ratio_{g}.ids" for s in SPLITS for g in GAMMAS)
 
 
+_COCO_FILE = re.compile(r"COCO_([a-z]+\d{4})_(\d+)\.jpg$")  # COCO 2014's file names: split+year, image id
+
+
 def _unpickle(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: Wang et al.'s split file missing (config key coco.wang_dir)")
@@ -288,6 +291,10 @@ def read_wang_split(path: str | Path, num_objects: int = NUM_OBJECTS) -> Split:
         except (TypeError, ValueError):
             raise CocoFormatError(f"{where} ({e['file_name']}): image_id must be an integer, found "
                                   f"{e['image_id']!r}") from None
+        m = _COCO_FILE.match(str(e["file_name"]))  # a name in another form is refused with its split when decoding
+        if m and int(m.group(2)) != image_id:
+            raise CocoFormatError(f"{where} ({e['file_name']}): image_id {image_id} is not the file name's "
+                                  f"{int(m.group(2))}; expected the COCO id the file is named by")
         names.append(str(e["file_name"]))
         ids.append(image_id)
         objs.append(o.astype(np.uint8))
@@ -325,7 +332,7 @@ def read_wang_source(wang_dir: str | Path) -> Records:
 
 def image_path(images_root: str | Path, file_name: str) -> Path:
     """COCO_train2014_….jpg → <root>/train2014/…; COCO_val2014_… → <root>/val2014/…."""
-    m = re.match(r"COCO_([a-z]+\d{4})_\d+\.jpg$", file_name)
+    m = _COCO_FILE.match(file_name)
     if not m:
         raise CocoFormatError(f"image file name {file_name!r} is not COCO's COCO_<split><year>_<12 digits>.jpg")
     return Path(images_root) / m.group(1) / file_name
