@@ -3,37 +3,11 @@
 import re
 import subprocess
 import sys
-import tomllib
 
 import pytest
 import yaml
 
 from conftest import ROOT, job_counts, snakemake, write_config
-
-
-def pins(requirements) -> dict[str, str]:
-    out = {}
-    for req in requirements:
-        m = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[a-z,]+\])?==([^\s;]+)", req.strip())
-        assert m, f"not an exact pin: {req!r}"
-        out[m.group(1).lower()] = m.group(3)
-    return out
-
-
-def env_pins(name) -> dict[str, str]:
-    env = yaml.safe_load((ROOT / "envs" / name).read_text())
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    return pins(pip)
-
-
-def test_conda_envs_pin_the_versions_of_pyproject():
-    project = pins(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
-    jobs, driver = env_pins("torch.yaml"), env_pins("snakemake.yaml")
-    driver_only = {"snakemake", "snakemake-executor-plugin-slurm"}
-    assert set(jobs) == set(project) - driver_only
-    assert driver_only <= set(driver)
-    for name, version in {**jobs, **driver}.items():
-        assert project.get(name) == version, f"{name}: envs say {version}, pyproject.toml {project.get(name)}"
 
 
 def test_building_the_dag_does_not_import_torch():

@@ -16,48 +16,39 @@ from conftest import ROOT, snakemake
 KIT = ROOT / "tools/gpu_check"
 
 
-def test_wheel_pins_are_the_versions_the_tests_run_with():
-    pins = [line.split("==") for line in (KIT / "wheels.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
-    assert len(pins) > 30 and all(len(p) == 2 for p in pins)
-    wrong = {name: (version, metadata.version(name)) for name, version in pins if metadata.version(name) != version}
-    assert not wrong, f"tools/gpu_check/wheels.txt pins other versions than this environment has: {wrong}"
-    names = {canonical(name) for name, _ in pins}
-    assert {"snakemake", "mlxtend", "pycocotools", "jsonschema"} <= names
+sys.path.insert(0, str(ROOT / "tools/lock"))
+import lockfile  # noqa: E402
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def listed(path: Path) -> set[str]:
-    return {canonical(line.split("==")[0]) for line in path.read_text().splitlines()
-            if line.strip() and not line.startswith("#")}
+def test_the_carried_wheels_are_the_lock_s_entries_the_image_lacks():
+    carried = lockfile.gpu_wheels()
+    names = {e.name for e in carried}
+    assert {"snakemake", "mlxtend", "pycocotools", "jsonschema", "typing-extensions"} <= names
+    assert not {"torch", "torchvision", "numpy", "pandas", "pytest", "colorama"} & names  # in the image / Windows
+    locked = {(e.name, e.version) for e in lockfile.read()}
+    assert all((e.name, e.version) in locked and e.hashes for e in carried)
 
 
 def test_the_carried_wheels_and_the_image_hold_everything_the_pipeline_imports_there():
     """Every requirement (for CPython 3.12 on x86-64 Linux, no extras) of every carried wheel's package, and every
-    dependency of the project but the Slurm plugin, is carried or in the GPU image: a missing one would fail the
-    device call's Snakemake step, after minutes of device time."""
+    dependency of the project, is carried or in the GPU image: a missing one would fail the device call's Snakemake
+    step, after minutes of device time."""
     from packaging.requirements import Requirement
 
-    carried, image = listed(KIT / "wheels.txt"), listed(KIT / "image_packages.txt")
+    carried, image = {e.name for e in lockfile.gpu_wheels()}, lockfile.image_packages()
     assert {"torch", "torchvision", "numpy", "pandas", "pytest"} <= image and len(image) > 150
-    gpu_python = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
-                  "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
-                  "platform_python_implementation": "CPython", "os_name": "posix", "extra": ""}
     needed = {}
     for name in carried:
         for line in metadata.requires(name) or []:
             req = Requirement(line)
-            if req.marker is None or req.marker.evaluate(gpu_python):
-                needed.setdefault(canonical(req.name), name)
+            if req.marker is None or req.marker.evaluate(lockfile.GPU_PYTHON):
+                needed.setdefault(lockfile.canonical(req.name), name)
     for line in metadata.requires("debias"):
         req = Requirement(line)
-        if req.marker is None and canonical(req.name) != "snakemake-executor-plugin-slurm":
-            needed.setdefault(canonical(req.name), "debias")
+        if req.marker is None:
+            needed.setdefault(lockfile.canonical(req.name), "debias")
     missing = {dep: by for dep, by in needed.items() if dep not in carried | image}
-    assert not missing, f"needed on the GPU machine but neither in wheels.txt nor in the image: {missing}"
+    assert not missing, f"needed on the GPU machine but neither carried nor in the image: {missing}"
 
 
 def test_cuda_overlay_puts_every_training_job_on_the_gpu_and_writes_apart():
