@@ -120,3 +120,11 @@ def test_a_state_from_another_device_is_not_resumed(tmp_path, data, monkeypatch)
     state["fingerprint"] = real(*parts[:-1], "cuda")
     torch_save(state, tmp_path / "state.pt")
     assert run(tmp_path, pool, split)["resumed_from_epoch"] == 0
+
+
+def test_run_ids_name_every_part_once_and_no_empty_one():
+    from debias.runner import run_id
+
+    assert run_id("colored_mnist", {"sigma2": 0.02}, "lnl", 3) == "colored_mnist/sigma2=0.02/lnl/seed=3"
+    assert run_id("fairface", {"share": 0.9, "padding": 0.25}, "l2rw", 0) == "fairface/share=0.9/padding=0.25/l2rw/seed=0"
+    assert run_id("waterbirds", {}, "erm", 0) == "waterbirds/erm/seed=0"

@@ -112,7 +112,7 @@ def train_cells(
         for cell, run in chunk:
             method, init_sha256 = _build(cls, hp, make_backbone, run, device, train_cfg, compile=len(chunk) == 1)
             spec = RunSpec(
-                run_id=f"{experiment}/{_variant_id(cell.variant)}/{row}/seed={run.seed}",
+                run_id=run_id(experiment, cell.variant, row, run.seed),
                 seed=run.seed,
                 epochs=hp.get("epochs"),
                 max_steps=hp.get("steps"),
@@ -174,8 +174,9 @@ def train_cells(
     return results
 
 
-def _variant_id(variant: dict[str, Any]) -> str:
-    return "/".join(f"{k}={v}" for k, v in variant.items())
+def run_id(experiment: str, variant: dict[str, Any], row: str, seed: int) -> str:
+    """e.g. colored_mnist/sigma2=0.02/lnl/seed=0; waterbirds/erm/seed=0 (no variant, no empty part)."""
+    return "/".join([experiment, *(f"{k}={v}" for k, v in variant.items()), row, f"seed={seed}"])
 
 
 def _build(cls, hp, make_backbone, run: RunOutputs, device, train_cfg, compile: bool = True):

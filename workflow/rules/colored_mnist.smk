@@ -82,7 +82,7 @@ rule colored_mnist_table:
         pdf=f"{RESULTS}/figures/colored_mnist.pdf",
     params:
         rows=CM_ROWS,
-        scale=config["scale"],
+        scale=SCALE,
         source=CM["source"],
     log:
         f"{RESULTS}/logs/colored_mnist/table.log",

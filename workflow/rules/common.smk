@@ -28,6 +28,15 @@ from debias.determinism import cpu_isa_env as _cpu_isa_env
 for _name, _value in _cpu_isa_env(config.get("cpu_isa")).items():
     os.environ[_name] = _value
 
+# What the tables call this run's scale: "full" / "mini" only where the protocol is the shipped config's
+from debias.scale import scale_label as _scale_label
+
+SCALE, _protocol_diff = _scale_label(config, Path(workflow.basedir).parent)
+if _protocol_diff:
+    print(f"NOTE: the protocol differs from the shipped config for scale: {config['scale']} in "
+          f"{', '.join(_protocol_diff[:8])}{' ...' if len(_protocol_diff) > 8 else ''}; tables and figures say "
+          "'custom scale'", file=sys.stderr)
+
 RESULTS = config["results"]
 BENCH_JOBS = f"{RESULTS}/benchmarks/jobs"  # Snakemake's benchmark file of every training job
 SRC = str(Path(workflow.basedir).parent / "src")

@@ -158,7 +158,7 @@ rule fairface_figures:
         ],
     params:
         rows=RW["methods"],
-        scale=config["scale"],
+        scale=SCALE,
     log:
         f"{RESULTS}/logs/fairface/figures.log",
     threads: 1
@@ -181,7 +181,7 @@ rule l2rw_mnist_table:
         tex=f"{RESULTS}/tables/l2rw_mnist.tex",
     params:
         rows=RW["methods"],
-        scale=config["scale"],
+        scale=SCALE,
     log:
         f"{RESULTS}/logs/l2rw_mnist/table.log",
     threads: 1
