@@ -36,6 +36,16 @@ def test_shipped_configs_are_valid():
         (lambda c: c["colored_mnist"]["hparams"]["lnl"].update(init_from="nope"),
          r"colored_mnist\.hparams\.lnl\.init_from: 'nope' is not a row of the table"),
         (lambda c: c.update(device="tpu"), r"config key device: 'tpu' is not one of"),
+        # an unknown key would be silently unused: refused with the nearest key the method takes
+        (lambda c: c["colored_mnist"]["hparams"].__setitem__("blindeye", {**c["colored_mnist"]["hparams"]["blindeye"],
+                                                                          "lr_gama": 0.5}),
+         r"colored_mnist\.hparams\.blindeye\.lr_gama: method 'blindeye' takes no 'lr_gama' \(did you mean "
+         r"'lr_gamma'\?\); it takes alpha, batch_size, epochs, init_from, lr, lr_gamma, lr_halve_second_half, "
+         r"lr_step_epochs, momentum, select, steps, weight_decay$"),
+        (lambda c: c["reweighting"]["fairface"]["hparams"].__setitem__("l2rw", {
+            **c["reweighting"]["fairface"]["hparams"]["l2rw"], "meta_gradeint": "forward"}),
+         r"reweighting\.fairface\.hparams\.l2rw\.meta_gradeint: method 'l2rw' takes no 'meta_gradeint' \(did you "
+         r"mean 'meta_gradient'\?\)"),
     ],
 )
 def test_bad_configs_name_key_and_expectation(mutate, message):
@@ -90,6 +100,7 @@ def test_offline_without_data_warns_with_path_key_and_targets(tmp_path, capsys):
     cfg["coco"].update(root=str(tmp_path / "coco"), wang_dir=str(tmp_path / "coco/wang"))
     cfg["waterbirds"]["root"] = str(tmp_path / "wb")
     cfg["reweighting"]["fairface"]["root"] = str(tmp_path / "ff")
+    cfg["pretrained"]["root"] = str(tmp_path / "weights")
     warnings = check(cfg, SCHEMA)
     expected = [
         (r"colored_mnist\.authors_dir: .*authors/mnist_10color_jitter_var_0\.020\.npy, .*_0\.050\.npy missing",
@@ -100,6 +111,8 @@ def test_offline_without_data_warns_with_path_key_and_targets(tmp_path, capsys):
          "the other jobs run"),
         (r"coco\.wang_dir and coco\.root: .*coco/wang/object_id\.map.*coco/val2014 missing", "(coco, all)"),
         (r"waterbirds\.root: .*wb/waterbirds_v1\.0/metadata\.csv missing", "(waterbirds, all)"),
+        (r"coco\.model\.weights, waterbirds\.model\.weights: .*weights/resnet50-0676ba61\.pth missing and "
+         r"allow_download is false", "(coco, waterbirds, all)"),
     ]
     assert len(warnings) == len(expected)
     for w, (pattern, targets) in zip(warnings, expected):

@@ -80,3 +80,10 @@ def test_scheduler_keys_of_the_config_reach_the_training_jobs_only(tmp_path, ext
     res = re.search(r"resources: (.*)", train).group(1).split(", ")
     assert all(e in res for e in expect) and not any(a in res for a in absent), res
     assert "gres=" not in table and "gpu" not in re.search(r"resources: (.*)", table).group(1)
+
+
+def test_started_from_a_subdirectory_says_to_run_from_the_root():
+    proc = snakemake("-n", "--cores", 1, cwd=ROOT / "workflow")
+    assert proc.returncode != 0
+    assert f"Error: run snakemake from the repository root, {ROOT}" in proc.stderr
+    assert "Traceback" not in proc.stderr

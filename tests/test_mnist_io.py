@@ -11,6 +11,7 @@ import torch
 from debias.data import mnist
 from debias.data.mini.idx import write_idx
 from debias.data.mini.mnist import load_embedded_digits, stratified_split
+from debias.errors import DataFormatError
 
 
 def test_idx_written_is_read_back_by_torchvision(tmp_path):
@@ -41,6 +42,23 @@ def test_embedded_split_is_stratified(embedded_mnist):
 def test_missing_mnist_names_path_and_key(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"mnist\.root.*train-images-idx3-ubyte"):
         mnist.read_mnist(tmp_path / "nowhere", key="mnist.root")
+
+
+def test_a_truncated_or_foreign_idx_file_is_named_with_both_sizes_and_the_fix(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    raw = mnist.raw_dir(tmp_path)
+    for key, arr in (("train_images", x), ("train_labels", x[:, 0, 0]), ("test_images", x), ("test_labels", x[:, 0, 0])):
+        write_idx(raw / mnist.RAW_FILES[key], arr)
+    images = raw / mnist.RAW_FILES["test_images"]
+    images.write_bytes(images.read_bytes()[:-100])  # 16 + 7*28*28 = 5,504 bytes in full
+    with pytest.raises(DataFormatError, match=r"t10k-images-idx3-ubyte: 5,404 bytes, but its header \(7 x 28 x 28\) "
+                                              r"says 5,504: the file is truncated .* \(config key mnist\.root\)"):
+        mnist.read_mnist(tmp_path)
+    images.write_bytes(b"<html>not found</html>")  # an error page saved under the file's name
+    with pytest.raises(DataFormatError, match=r"t10k-images-idx3-ubyte: not an IDX file \(its first bytes are "
+                                              r"3c68746d"):
+        mnist.read_mnist(tmp_path)
 
 
 def test_download_from_a_local_mirror(tmp_path, monkeypatch, embedded_mnist_root):

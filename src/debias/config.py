@@ -9,6 +9,7 @@ need them and runs the others (``snakemake colored_mnist`` without COCO on disk)
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +144,18 @@ def method_errors(prefix: str, row: str, entry: dict[str, Any], methods, supplie
     if cls not in methods.names():
         key = f"{prefix}.hparams.{row}.method" if "method" in entry else (row_key or f"{prefix}.hparams.{row}")
         return [f"config key {key}: unknown method {cls!r}; expected one of {', '.join(methods.names())}"]
-    return [f"config key {prefix}.hparams.{row}: method {cls!r} needs {name!r}"
-            for name in getattr(methods.get(cls), "hparams", ()) if name not in hp and name not in supplied]
+    method = methods.get(cls)
+    required = getattr(method, "hparams", ())
+    errors = [f"config key {prefix}.hparams.{row}: method {cls!r} needs {name!r}"
+              for name in required if name not in hp and name not in supplied]
+    known = (*required, *getattr(method, "optional_hparams", ()), *methods.RUN_KEYS, *supplied)
+    for key in hp:
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            errors.append(f"config key {prefix}.hparams.{row}.{key}: method {cls!r} takes no {key!r}"
+                          + (f" (did you mean {near[0]!r}?)" if near else "")
+                          + f"; it takes {', '.join(sorted(set(known) - {'method'}))}")
+    return errors
 
 
 def row_method(prefix: str, row: str, entry: dict[str, Any], supplied: tuple[str, ...] = ()):

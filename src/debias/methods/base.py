@@ -15,6 +15,10 @@ from torch import nn
 
 from debias.models import Backbone
 
+# keys of a row's config entry that the engine reads, whatever the method: the run's length, its batch size, the
+# model-selection rules, the row it starts from, and the registered class
+RUN_KEYS = ("method", "epochs", "steps", "batch_size", "select", "init_from")
+
 
 class Method(ABC):
     name = "?"
@@ -22,6 +26,8 @@ class Method(ABC):
     # keys every config entry of the method must have; besides, `epochs` or `steps` (the run's length) and
     # optionally `lr_step_epochs` + `lr_gamma` (x gamma every k epochs), `lr_halve_second_half`, `batch_size`
     hparams: tuple[str, ...] = ("lr", "momentum", "weight_decay")
+    # keys the method reads where they are given (besides ``RUN_KEYS``); any other key of its entry is refused
+    optional_hparams: tuple[str, ...] = ("lr_step_epochs", "lr_gamma", "lr_halve_second_half")
     # runs trained at once as one batched model (``debias.batched``); every loss is then reduced per run
     # (``losses.member_mean``) and is a vector of ``members`` values. A class whose ``update`` does so says
     # ``batchable = True`` (``batched.batchable``).

@@ -68,6 +68,8 @@ class ERM(Baseline):
     (config key ``autocast``, default on; a no-op on CPU, so on CPU ``erm`` and ``baseline`` give the same
     numbers) and the classifier in float32. The base of ``groupdro`` and ``fisher_flat``."""
 
+    optional_hparams = Baseline.optional_hparams + ("autocast",)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The features under autocast, the classifier in float32 on them (as COCO's ``NoMix.logits``): the logits
         that model selection, the group accuracies and the traces read keep float32's precision."""

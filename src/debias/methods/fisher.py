@@ -182,6 +182,7 @@ class FisherFlat(ERM):
     needs = ("x", "y", "index")
     # optional: epsilon (absolute; replaces the percentile), trace_chunk (trace: full)
     hparams = ERM.hparams + ("trace", "multipliers", "dual_step_size", "epsilon_percentile", "warmup_epochs")
+    optional_hparams = ERM.optional_hparams + ("epsilon", "trace_chunk")
 
     def __init__(self, backbone, hp):
         super().__init__(backbone, hp)

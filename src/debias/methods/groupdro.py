@@ -50,6 +50,7 @@ def update_q(q: torch.Tensor, adjusted_group_losses: torch.Tensor, step_size: fl
 class GroupDRO(ERM):
     needs = ("x", "y", "group")
     hparams = ERM.hparams + ("robust_step_size", "generalization_adjustment", "reweight_groups")
+    optional_hparams = ERM.optional_hparams + ("num_groups",)
 
     def __init__(self, backbone, hp):
         super().__init__(backbone, hp)

@@ -112,6 +112,7 @@ class NoMix(Method):
     """Plain training with the chosen loss; the base of mixup and CutMix."""
 
     hparams = ("lr", "weight_decay", "loss", "train_layers")
+    optional_hparams = ("autocast", "pairing", "pair_field")  # Adam at a constant lr: no lr schedule keys
 
     def __init__(self, backbone: Backbone, hp: dict[str, Any]):
         super().__init__(backbone, hp)
@@ -203,6 +204,7 @@ class NoMix(Method):
 @register("mixup")
 class Mixup(NoMix):
     hparams = NoMix.hparams + ("alpha", "pairing")
+    optional_hparams = NoMix.optional_hparams + ("lam",)
 
     def mix(self, batch):
         x, y = batch["x"], soft_targets(batch["y"], self.num_outputs())
@@ -217,6 +219,7 @@ class Mixup(NoMix):
 @register("cutmix")
 class CutMix(NoMix):
     hparams = NoMix.hparams + ("alpha", "pairing", "label_weights")
+    optional_hparams = NoMix.optional_hparams + ("lam", "prob")
 
     def mix(self, batch):
         x, y = batch["x"], soft_targets(batch["y"], self.num_outputs())

@@ -209,7 +209,8 @@ class LearningToReweight(_Reweighted):
     forwards leave them alone), so a step moves them once, as a baseline step does."""
 
     needs = ("x", "y")
-    hparams = Baseline.hparams + ("meta_lr",)  # optional: meta_gradient = lookahead (default) | forward
+    hparams = Baseline.hparams + ("meta_lr",)
+    optional_hparams = Baseline.optional_hparams + ("meta_gradient",)  # lookahead (default) | forward
 
     def compile(self, mode: str) -> "LearningToReweight":
         """Eager whatever ``train.compile`` says (the job log says so): the meta-gradient differentiates through
