@@ -46,12 +46,19 @@ def test_a_changed_schedule_weights_or_grid_is_custom_and_named():
     assert scale_label(mini, ROOT) == ("custom", ["colored_mnist.sigma2"])
 
 
-def test_a_custom_run_says_so_when_the_dag_is_built(tmp_path):
+def test_a_custom_run_says_so_when_the_dag_is_built_and_never_writes_over_the_shipped_results(tmp_path):
     cfg = shipped("mini.yaml")
     cfg["colored_mnist"]["seeds"] = [0]
     path = tmp_path / "custom.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc = snakemake("colored_mnist", "-n", "-p", "--forceall", "--cores", 1, "--configfile", path, check=True)
+    proc = snakemake("colored_mnist", "-n", "--forceall", "--cores", 1, "--configfile", path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert ("Error: this config's protocol differs from the shipped one for scale: mini (in colored_mnist.seeds) "
+            "but writes to its results folder, results/mini, over the shipped results: set `results:` to another "
+            "folder, e.g. results/mini-custom") in proc.stderr
+    cfg["results"] = str(tmp_path / "results")
+    path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake("colored_mnist", "-n", "--forceall", "--cores", 1, "--configfile", path, check=True)
     assert "differs from the shipped config for scale: mini in colored_mnist.seeds" in proc.stderr
     assert "differs from the shipped config" not in snakemake(
         "colored_mnist", "-n", "--forceall", "--cores", 1, "--configfile", "config/mini.yaml", check=True).stderr

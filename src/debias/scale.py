@@ -40,8 +40,16 @@ def differences(config: Any, shipped: Any, where: str = "") -> list[str]:
     return [] if config == shipped else [where or "<top level>"]
 
 
+def shipped_config(config: dict[str, Any], repo: str | Path) -> dict[str, Any]:
+    """The shipped config of ``config``'s scale."""
+    return yaml.safe_load((Path(repo) / SHIPPED[config["scale"]]).read_text())
+
+
+def shipped_value(config: dict[str, Any], repo: str | Path, key: str) -> Any:
+    return shipped_config(config, repo).get(key)
+
+
 def scale_label(config: dict[str, Any], repo: str | Path) -> tuple[str, list[str]]:
     """(label, differing keys): config["scale"] where the protocol equals its shipped config's, else "custom"."""
-    shipped = yaml.safe_load((Path(repo) / SHIPPED[config["scale"]]).read_text())
-    diff = differences(config, shipped)
+    diff = differences(config, shipped_config(config, repo))
     return ("custom" if diff else config["scale"]), diff

@@ -30,8 +30,15 @@ for _name, _value in _cpu_isa_env(config.get("cpu_isa")).items():
 
 # What the tables call this run's scale: "full" / "mini" only where the protocol is the shipped config's
 from debias.scale import scale_label as _scale_label
+from debias.scale import shipped_value as _shipped_value
 
 SCALE, _protocol_diff = _scale_label(config, Path(workflow.basedir).parent)
+_shipped_results = _shipped_value(config, Path(workflow.basedir).parent, "results")
+if _protocol_diff and config["results"] == _shipped_results:
+    raise SystemExit(f"Error: this config's protocol differs from the shipped one for scale: {config['scale']} (in "
+                     f"{', '.join(_protocol_diff[:8])}{' ...' if len(_protocol_diff) > 8 else ''}) but writes to its "
+                     f"results folder, {_shipped_results}, over the shipped results: set `results:` to another "
+                     f"folder, e.g. {_shipped_results}-custom")
 if _protocol_diff:
     print(f"NOTE: the protocol differs from the shipped config for scale: {config['scale']} in "
           f"{', '.join(_protocol_diff[:8])}{' ...' if len(_protocol_diff) > 8 else ''}; tables and figures say "
