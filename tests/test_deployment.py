@@ -87,3 +87,18 @@ def test_started_from_a_subdirectory_says_to_run_from_the_root():
     assert proc.returncode != 0
     assert f"Error: run snakemake from the repository root, {ROOT}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_gpu_jobs_given_no_gpu_are_warned_of_at_start():
+    """At full scale, --resources gpu=0 (every GPU job capped to no GPU) or no GPU visible is said before any job."""
+    zero = snakemake("-n", "--cores", 2, "--resources", "gpu=0", "--quiet", "rules", check=True)
+    assert "WARNING: --resources gpu=0, but config resources train, train_small ask for GPUs" in zero.stderr
+    none = snakemake("-n", "--cores", 2, "--resources", "gpu=2", "--quiet", "rules", check=True,
+                     env={"DEBIAS_GPU_COUNT": "0", "CUDA_VISIBLE_DEVICES": ""})
+    assert "ask for GPUs (device: 'auto') but none is visible here" in none.stderr
+    two = snakemake("-n", "--cores", 2, "--resources", "gpu=2", "--quiet", "rules", check=True,
+                    env={"DEBIAS_GPU_COUNT": "2", "CUDA_VISIBLE_DEVICES": ""})
+    assert "gpu=0" not in two.stderr and "none is visible" not in two.stderr
+    mini = snakemake("-n", "--cores", 2, "--resources", "gpu=0", "--configfile", "config/mini.yaml", "--quiet",
+                     "rules", check=True)
+    assert "ask for GPUs" not in mini.stderr  # the mini config asks for none

@@ -133,3 +133,10 @@ def test_auto_says_so_when_the_node_has_gpus_torch_cannot_use(monkeypatch, capsy
     monkeypatch.setenv("DEBIAS_GPU_COUNT", "0")  # a CPU node: silent
     assert resolve_device("auto").type == "cpu"
     assert capsys.readouterr().err == ""
+
+
+def test_the_job_log_names_the_device_it_trains_on(capsys):
+    from debias.devices import resolve_device
+
+    assert str(resolve_device("cpu")) == "cpu"
+    assert "device: cpu (the CPU; config key device: 'cpu'" in capsys.readouterr().err

@@ -103,7 +103,18 @@ def _try_slots(lock_dir: Path, dev: str, slots_per_device: int) -> list:
 
 
 def resolve_device(choice: str):
-    """'auto' -> cuda if available else cpu; 'cuda' without a GPU is an error naming the key."""
+    """'auto' -> cuda if available else cpu; 'cuda' without a GPU is an error naming the key. The job log says
+    which device the job trains on (metrics.json's ``device`` / ``device_name`` say it too)."""
+    import torch
+
+    device = _resolve(choice)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
+    print(f"device: {device} ({name}; config key device: {choice!r}, CUDA_VISIBLE_DEVICES="
+          f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r})", file=sys.stderr, flush=True)
+    return device
+
+
+def _resolve(choice: str):
     import torch
 
     if choice == "auto":

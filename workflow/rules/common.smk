@@ -61,6 +61,24 @@ if "gpu" in workflow.global_resources:
         workflow.register_resource("gpu_slot", _gpus * GPU_SLOTS_PER_DEVICE)
 
 
+# GPU jobs given no GPU: Snakemake caps each job's `gpu` at the --resources total, so with gpu=0 no job is pinned to
+# a device and every job trains on whatever torch sees (the CPU on a node without GPUs) without a word
+_gpu_kinds = [k for k, r in config["resources"].items() if isinstance(r, dict) and r.get("gpu", 0) > 0]
+if (_gpu_kinds and config["device"] != "cpu" and not workflow.non_local_exec
+        and workflow.global_resources.get("gpu") is not None and workflow.global_resources["gpu"].value == 0):
+    print(f"WARNING: --resources gpu=0, but config resources {', '.join(_gpu_kinds)} ask for GPUs (device: "
+          f"{config['device']!r}): no training job is pinned to a GPU; on a machine without one they all train on "
+          "the CPU (hours to days at full scale), on one with GPUs they all share the first. Give --resources "
+          "gpu=<number of GPUs>, or set device: cpu to train on the CPU on purpose", file=sys.stderr)
+elif _gpu_kinds and config["device"] != "cpu" and not workflow.non_local_exec:
+    from debias.devices import visible_pool as _visible_pool
+
+    if not _visible_pool():
+        print(f"WARNING: config resources {', '.join(_gpu_kinds)} ask for GPUs (device: {config['device']!r}) but "
+              "none is visible here (nvidia-smi lists none and CUDA_VISIBLE_DEVICES names none): every training job will "
+              "train on the CPU (each job's log and metrics.json name its device)", file=sys.stderr)
+
+
 def _shared_gpu(wildcards):
     """A job on a share of a device counts no whole GPU locally; submitted to a cluster (its own allocation) it
     asks for one GPU."""
