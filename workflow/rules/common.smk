@@ -65,7 +65,7 @@ if "gpu" in workflow.global_resources:
 # a device and every job trains on whatever torch sees (the CPU on a node without GPUs) without a word
 _gpu_kinds = [k for k, r in config["resources"].items() if isinstance(r, dict) and r.get("gpu", 0) > 0]
 if (_gpu_kinds and config["device"] != "cpu" and not workflow.non_local_exec
-        and workflow.global_resources.get("gpu") is not None and workflow.global_resources["gpu"].value == 0):
+        and "gpu" in workflow.global_resources and workflow.global_resources["gpu"].value == 0):
     print(f"WARNING: --resources gpu=0, but config resources {', '.join(_gpu_kinds)} ask for GPUs (device: "
           f"{config['device']!r}): no training job is pinned to a GPU; on a machine without one they all train on "
           "the CPU (hours to days at full scale), on one with GPUs they all share the first. Give --resources "
