@@ -128,3 +128,15 @@ def test_run_ids_name_every_part_once_and_no_empty_one():
     assert run_id("colored_mnist", {"sigma2": 0.02}, "lnl", 3) == "colored_mnist/sigma2=0.02/lnl/seed=3"
     assert run_id("fairface", {"share": 0.9, "padding": 0.25}, "l2rw", 0) == "fairface/share=0.9/padding=0.25/l2rw/seed=0"
     assert run_id("waterbirds", {}, "erm", 0) == "waterbirds/erm/seed=0"
+
+
+def test_the_same_content_saved_twice_has_the_same_sha256(tmp_path):
+    """A prepared file's sha256 goes into every fingerprint and metrics.json: it must depend on the content alone,
+    not on the temporary file it was written through."""
+    data = {"x": torch.arange(12, dtype=torch.uint8).reshape(3, 4), "y": torch.tensor([0, 1, 0])}
+    torch_save(data, tmp_path / "a.pt")
+    torch_save(data, tmp_path / "a.pt")  # again, over itself: another temporary name
+    first = sha256_file(tmp_path / "a.pt")
+    torch_save(data, tmp_path / "a.pt")
+    assert sha256_file(tmp_path / "a.pt") == first
+    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["x"], data["x"])

@@ -70,7 +70,9 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def torch_save(obj: Any, target: str | os.PathLike) -> None:
+    """``torch.save`` through ``atomic_path``, into an open file: given a path, torch names the archive's folder
+    after the (random) temporary file name, so the same content would hash differently on every save."""
     import torch
 
-    with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
