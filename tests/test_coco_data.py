@@ -1,15 +1,14 @@
 """COCO gender data: caption rule, pycocotools loader, Wang's Python-2 pickles, γ-subsets, image decoding."""
 
-import io
 import json
 import pickle
-import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from debias.data import coco
+from debias.data.mini.py2_pickle import py2_dump
 
 
 # -- caption rule -------------------------------------------------------------------------------------------
@@ -165,33 +164,15 @@ def test_gamma_subset_keeps_a_set_that_already_satisfies_the_bound():
 # -- Wang et al.'s Python-2 pickles -------------------------------------------------------------------------
 
 
-class Py2Pickler(pickle._Pickler):
-    """Writes str as Python 2 wrote its byte strings (opcode SHORT_BINSTRING, latin-1 bytes)."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_py2_str(self, obj):
-        raw = obj.encode("latin1")
-        self.write(pickle.SHORT_BINSTRING + struct.pack("<B", len(raw)) + raw)
-        self.memoize(obj)
-
-    dispatch[str] = save_py2_str
-
-
-def py2_dump(obj, path):
-    buf = io.BytesIO()
-    Py2Pickler(buf, protocol=2).dump(obj)
-    path.write_bytes(buf.getvalue())
-
-
 def wang_fixture(tmp_path, broken_entry=None, broken=("gender", [1, 1])):
     names = {j: ("café" if j == 3 else f"obj{j}") for j in range(79)}  # a non-ASCII byte needs latin1
     py2_dump({"id2object": names, "object2id": {v: k for k, v in names.items()}}, tmp_path / "object_id.map")
     rng = np.random.default_rng(0)
     sizes = {"train": 40, "val": 20, "test": 20}
+    first_id = {"train": 0, "val": 200, "test": 300}  # image ids are unique; val, test: halves of val2014
     for split, n in sizes.items():
         entries = []
-        for i in range(n):
+        for i in range(first_id[split], first_id[split] + n):
             objs = [0] * 79
             objs[int(rng.integers(79))] = 1
             g = [1, 0] if i % 3 else [0, 1]
@@ -222,11 +203,21 @@ def test_wang_pickles_are_read_with_latin1(tmp_path):
     ("image_id", "abc", r"image_id must be an integer, found 'abc'"),
     ("objects", ["0", "1"] * 39 + ["0"], r"objects must be 79 values 0/1, found <U1 values \['0', '1'\]"),
     ("objects", [0, 1], r"objects must be 79 values 0/1, found shape \(2,\)"),
-    ("image_id", 70, r"image_id 70 is not the file name's 7; expected the COCO id the file is named by"),
+    ("image_id", 70, r"image_id 70 is not the file name's 207; expected the COCO id the file is named by"),
 ])
 def test_wang_broken_entry_names_file_entry_and_value(tmp_path, key, value, message):
     wang_fixture(tmp_path, broken_entry=7, broken=(key, value))
-    with pytest.raises(coco.CocoFormatError, match=r"val\.data, entry 7 \(COCO_val2014_000000000007\.jpg\): " + message):
+    with pytest.raises(coco.CocoFormatError, match=r"val\.data, entry 7 \(COCO_val2014_000000000207\.jpg\): " + message):
+        coco.read_wang_source(tmp_path)
+
+
+def test_wang_val_and_test_sharing_images_are_refused_naming_both_files(tmp_path):
+    wang_fixture(tmp_path)
+    val = pickle.loads((tmp_path / "val.data").read_bytes(), encoding="latin1")
+    test = pickle.loads((tmp_path / "test.data").read_bytes(), encoding="latin1")
+    py2_dump(test[:-2] + val[5:7], tmp_path / "test.data")  # two val images also in test
+    with pytest.raises(coco.CocoFormatError, match=r"val\.data and .*test\.data share 2 image\(s\) \(image_id 205, 206\); "
+                                                   r"expected disjoint splits"):
         coco.read_wang_source(tmp_path)
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from debias.errors import DataFormatError
+
 SPLITS = ("train", "val", "test")
 GAMMAS = (1, 2, 3)
 PERSON_CATEGORY = "person"
@@ -56,7 +58,7 @@ COCO_CATEGORIES = {
 _WORD = re.compile(r"[a-z]+")
 
 
-class CocoFormatError(ValueError):
+class CocoFormatError(DataFormatError):
     """Bad input: the message names the file and the entry."""
 
 
@@ -313,6 +315,19 @@ def read_wang_ids(path: str | Path, n: int) -> list[int]:
     return sorted(ids)
 
 
+def _require_disjoint(splits: dict[str, Split], folder: Path) -> None:
+    """Wang et al.'s val and test are disjoint halves of val2014 (and train is train2014): an image in two splits
+    would leak test into model selection."""
+    names = list(splits)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared = np.intersect1d(splits[a].image_id, splits[b].image_id)
+            if shared.size:
+                raise CocoFormatError(f"{folder / f'{a}.data'} and {folder / f'{b}.data'} share {shared.size} "
+                                      f"image(s) (image_id {', '.join(map(str, shared[:3]))}"
+                                      f"{', ...' if shared.size > 3 else ''}); expected disjoint splits")
+
+
 def read_wang_source(wang_dir: str | Path) -> Records:
     wang_dir = Path(wang_dir)
     idmap = _unpickle(wang_dir / "object_id.map")
@@ -322,6 +337,7 @@ def read_wang_source(wang_dir: str | Path) -> Records:
         raise CocoFormatError(f"{wang_dir / 'object_id.map'}: expected {{'id2object': {{0..78: name}}}}, "
                               f"missing {exc}") from exc
     splits = {s: read_wang_split(wang_dir / f"{s}.data") for s in SPLITS}
+    _require_disjoint(splits, wang_dir)
     subsets = {s: {g: read_wang_ids(wang_dir / f"{s}_ratio_{g}.ids", len(sp)) for g in GAMMAS}
                for s, sp in splits.items()}
     return Records(splits, columns, subsets)
@@ -356,10 +372,9 @@ def decode_resize(path: Path, short_side: int, size: int) -> np.ndarray:
 
 def decode_split(split: Split, images_root: str | Path, short_side: int, size: int, threads: int = 4,
                  progress: bool = True, where: str = "") -> np.ndarray:
-    """All images of a split as uint8 [N, 3, size, size]; a missing or undecodable image stops with its name."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
+    """All images of a split as uint8 [N, 3, size, size], decoded into one preallocated array
+    (``debias.data.decode``); a missing or undecodable image stops with its name."""
+    from debias.data.decode import decode_all
 
     paths = []
     for i, name in enumerate(split.file_name):  # every name and file checked before minutes of decoding
@@ -379,9 +394,4 @@ def decode_split(split: Split, images_root: str | Path, short_side: int, size: i
             raise CocoFormatError(f"{where}entry {i} (image id {split.image_id[i]}): {path} does not decode "
                                   f"({type(exc).__name__}: {exc})") from exc
 
-    out = np.empty((len(split), 3, size, size), np.uint8)
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        for i, arr in enumerate(tqdm(pool.map(one, range(len(split))), total=len(split), disable=not progress,
-                                     mininterval=10, desc=f"decode {where}")):
-            out[i] = arr
-    return out
+    return decode_all(len(split), one, (3, size, size), threads, progress, desc=f"decode {where}")

@@ -18,13 +18,13 @@ can then leak through its predictions (amplification).
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from debias.data.coco import COCO_CATEGORIES
+from debias.data.mini.jpeg import JpegWriter
 from debias.data.mini.mnist import load_embedded_digits, stratified_split
 from debias.io import write_text
 
@@ -56,36 +56,41 @@ def _canvas(digits: list[np.ndarray], cells: list[int], woman: bool, cue: int, s
 
 def write_embedded_coco(root: str | Path, n_train: int = 1200, n_val: int = 800, woman_share: float = 0.3,
                         skew: float = 0.75, cue: int = 12, size: int = 40, cell: int = 16,
-                        neutral_share: float = 0.04, seed: int = 0) -> dict:
-    """Write the mini COCO; return the counts of images per split and gender."""
-    from PIL import Image
+                        neutral_share: float = 0.04, seed: int = 0, genders: dict[str, list[int]] | None = None,
+                        jpegs: JpegWriter | None = None) -> dict:
+    """Write the mini COCO; return the counts of images per split and gender. The annotation files are written
+    last, once every image they name is on disk.
 
+    ``genders`` ({'train': [men, women], 'val': [men, women]}, the rehearsal stand-ins) gives each split's exact
+    gender counts instead of ``n_*`` and ``woman_share`` (in a random order); such a split has no neutral images.
+    """
     root = Path(root)
+    if genders is not None and sorted(genders) != ["train", "val"]:
+        raise ValueError(f"genders {genders}: expected [men, women] for each of train, val")
     x, y = load_embedded_digits()
     tr, te = stratified_split(y, 100, seed)
     rng = np.random.default_rng(seed)
     probs = _digit_probs(skew)
     categories = [{"id": i, "name": n, "supercategory": "object" if i != PERSON else "person"}
                   for i, n in COCO_CATEGORIES.items()]
-    counts = {}
+    counts, files = {}, {}
+    out = jpegs or JpegWriter()
     ann_id = 1
     for split, n, pool, first_id in (("train", n_train, tr, 100_000), ("val", n_val, te, 500_000)):
         by_digit = {d: pool[y[pool] == d] for d in range(10)}
         folder = root / f"{split}2014"
-        folder.mkdir(parents=True, exist_ok=True)
         images, instances, captions = [], [], []
         counts[split] = {"man": 0, "woman": 0, "neutral": 0}
-        for k in range(n):
+        women = None if genders is None else rng.permutation(np.repeat([False, True], genders[split]))
+        for k in range(n if women is None else len(women)):
             img_id = first_id + 7 * k  # sparse ids, as COCO's
-            woman = bool(rng.random() < woman_share)
+            woman = bool(rng.random() < woman_share) if women is None else bool(women[k])
             n_obj = int(rng.integers(1, 4))
             digits = rng.choice(10, n_obj, p=probs[int(woman)])
             cells = rng.permutation(4)[:n_obj].tolist()
             canvas = _canvas([x[rng.choice(by_digit[d])] for d in digits], cells, woman, cue, size, cell, rng)
             file_name = f"COCO_{split}2014_{img_id:012d}.jpg"
-            buf = io.BytesIO()
-            Image.fromarray(canvas).convert("RGB").save(buf, format="JPEG", quality=95)
-            (folder / file_name).write_bytes(buf.getvalue())
+            out.put(folder / file_name, canvas)
             images.append({"id": img_id, "file_name": file_name, "width": size, "height": size,
                            "license": 1, "coco_url": "", "date_captured": "2013-11-14 16:28:13"})
             off = (size - 2 * cell) // 2
@@ -97,15 +102,18 @@ def write_embedded_coco(root: str | Path, n_train: int = 1200, n_val: int = 800,
             instances.append(_annotation(ann_id, img_id, PERSON, [0.0, 0.0, float(size), float(size)]))
             ann_id += 1
             names = [COCO_CATEGORIES[DIGIT_CATEGORY[int(d)]] for d in digits]
-            neutral = bool(rng.random() < neutral_share)
+            neutral = bool(rng.random() < neutral_share) if women is None else False
             who = "person" if neutral else ("woman" if woman else "man")
             counts[split]["neutral" if neutral else who] += 1
             for text in _captions(who, names, rng):
                 captions.append({"id": ann_id, "image_id": img_id, "caption": text})
                 ann_id += 1
-        info = {"description": "debias-repro mini COCO (embedded digits)", "version": "1.0", "year": 2014}
-        licenses = [{"id": 1, "name": "CC BY 4.0", "url": ""}]
-        ann_dir = root / "annotations"
+        files[split] = (images, instances, captions)
+    out.flush()
+    info = {"description": "debias-repro mini COCO (embedded digits)", "version": "1.0", "year": 2014}
+    licenses = [{"id": 1, "name": "CC BY 4.0", "url": ""}]
+    ann_dir = root / "annotations"
+    for split, (images, instances, captions) in files.items():
         write_text(ann_dir / f"instances_{split}2014.json", json.dumps(
             {"info": info, "licenses": licenses, "images": images, "annotations": instances,
              "categories": categories}))

@@ -1,6 +1,7 @@
 """A Waterbirds-format folder written from the embedded digits, read by the same loader as the real releases.
 
-Layout as the group_DRO tarball's: ``<root>/waterbird_complete95_forest2water2/metadata.csv`` with the real
+Layout as the group_DRO tarball's (``layout='wilds'``: WILDS' ``<root>/waterbirds_v1.0/``):
+``<root>/waterbird_complete95_forest2water2/metadata.csv`` with the real
 columns (``img_id,img_filename,y,split,place,place_filename``; split 0 train, 1 val, 2 test) and JPEGs under
 species-like folders ``NNN.Digit_<d>_<Landbird|Waterbird>/<img>.jpg``.
 
@@ -25,11 +26,11 @@ The background is far easier to learn than the digit, so ERM leans on it and fai
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
 
+from debias.data.mini.jpeg import JpegWriter
 from debias.data.mini.mnist import load_embedded_digits
 from debias.data.waterbirds import COLUMNS, LAYOUTS
 from debias.io import atomic_path
@@ -91,38 +92,47 @@ def species_folder(digit: int, waterbird_digits=WATERBIRD_DIGITS) -> str:
 def write_embedded_waterbirds(root: str | Path, n_train: int = 1200, n_val: int = 400, n_test: int = 800,
                               waterbird_share: float = 0.23, aligned: float = 0.95, size: int = 48,
                               seed: int = 0, waterbird_digits=WATERBIRD_DIGITS, landbird_digits=LANDBIRD_DIGITS,
-                              scale: float = 0.75) -> dict[str, list[int]]:
-    """Write the mini Waterbirds into ``root/waterbird_complete95_forest2water2``; return the group counts per
-    split (what the loader's count check should expect). ``metadata.csv`` is written last, atomically."""
-    from PIL import Image
+                              scale: float = 0.75, counts: dict[str, list[int]] | None = None,
+                              layout: str = "group_dro", jpegs: JpegWriter | None = None) -> dict[str, list[int]]:
+    """Write the mini Waterbirds into ``root/<release folder of layout>`` (``group_dro``:
+    waterbird_complete95_forest2water2, ``wilds``: waterbirds_v1.0); return the group counts per split (what the
+    loader's count check should expect). ``metadata.csv`` is written last, atomically, once every image is on disk.
 
+    ``counts`` ({split: [landbird/land, landbird/water, waterbird/land, waterbird/water]}, the rehearsal stand-ins)
+    gives every split's group counts instead of ``n_*``, ``waterbird_share`` and ``aligned``; the digits are then
+    reused once each kind's are spent (the real counts need 11,788 images, the embedded set has 5,000 digits)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if counts is not None and sorted(counts) != sorted(SPLIT_CODES):
+        raise ValueError(f"counts {counts}: expected group counts for each split of {', '.join(SPLIT_CODES)}")
     x, digits = load_embedded_digits()
     rng = np.random.default_rng(seed)
-    pools = {y: list(rng.permutation(np.flatnonzero(np.isin(digits, kind))))
-             for y, kind in ((0, landbird_digits), (1, waterbird_digits))}
-    folder = Path(root) / LAYOUTS["group_dro"]
-    counts, rows, n_place = {}, [], {0: 0, 1: 0}
+    kinds = {0: np.flatnonzero(np.isin(digits, landbird_digits)), 1: np.flatnonzero(np.isin(digits, waterbird_digits))}
+    pools = {y: list(rng.permutation(kind)) for y, kind in kinds.items()}
+    folder = Path(root) / LAYOUTS[layout]
+    out = jpegs or JpegWriter()
+    groups_of, rows, n_place = {}, [], {0: 0, 1: 0}
     for split, n, align in (("train", n_train, aligned), ("val", n_val, None), ("test", n_test, None)):
-        counts[split] = split_groups(n, waterbird_share, align)
-        groups = rng.permutation(np.repeat(np.arange(4), counts[split]))
+        groups_of[split] = split_groups(n, waterbird_share, align) if counts is None else list(counts[split])
+        groups = rng.permutation(np.repeat(np.arange(4), groups_of[split]))
         for g in groups:
             y, place = int(g) // 2, int(g) % 2
             if not pools[y]:
-                raise ValueError(f"mini Waterbirds: not enough embedded digits for {n_train + n_val + n_test} images "
-                                 f"with waterbird_share {waterbird_share}")
+                if counts is None:
+                    raise ValueError(f"mini Waterbirds: not enough embedded digits for {n_train + n_val + n_test} "
+                                     f"images with waterbird_share {waterbird_share}")
+                pools[y] = list(rng.permutation(kinds[y]))
             i = int(pools[y].pop())
             img_id = len(rows) + 1
             name = f"{species_folder(int(digits[i]), waterbird_digits)}/Digit_{int(digits[i])}_{img_id:05d}.jpg"
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            Image.fromarray(compose(x[i], place, size, rng, scale)).save(buf, format="JPEG", quality=95)
-            (folder / name).write_bytes(buf.getvalue())
+            out.put(folder / name, compose(x[i], place, size, rng, scale))
             n_place[place] += 1
             category = PLACES[place][n_place[place] % 2]
             rows.append([img_id, name, y, SPLIT_CODES[split], place, f"{category}/{n_place[place]:08d}.jpg"])
+    out.flush()
     with atomic_path(folder / "metadata.csv") as tmp:
         with open(tmp, "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(COLUMNS)
             writer.writerows(rows)
-    return counts
+    return groups_of
