@@ -131,8 +131,34 @@ def waterbirds(tables: Path) -> str:
             "see the table's caption):\n\n" + _table(["method (selection)"] + columns, rows))
 
 
+def claims(tables: Path) -> str:
+    """Per paper, which claims hold (rule claims' claims.csv; debias.claims)."""
+    path = tables / "claims.csv"
+    if not path.is_file():
+        return f"No claims table in this run ({path.name}): the pipeline's `claims` rule writes it."
+    d = pd.read_csv(path, dtype={"paper": str}, keep_default_na=False, na_values=[""])
+
+    def ids(rows) -> str:
+        return ", ".join(f"`{r.claim}`" + (f" ({r.verdict.split(', ')[1]})" if ", " in r.verdict else "")
+                         for r in rows.itertuples()) or "–"
+
+    rows = []
+    for paper, g in d.groupby("paper", sort=True):
+        holds = g[g.verdict.str.startswith("holds")]
+        rows.append([f"{paper} {g.paper_title.iloc[0]}", str(len(g)), ids(holds), ids(g[g.verdict == "does not hold"]),
+                     str(int((g.verdict == "inconclusive").sum())), str(int((g.verdict == "not run").sum()))])
+    n = d.n.dropna()
+    reps = (f"n = {int(n.min())}–{int(n.max())}" if len(n) and n.min() != n.max() else
+            f"n = {int(n.max())}" if len(n) else "none")
+    return (f"{d.scale.iloc[0].capitalize()} scale: {len(d)} claims, each a quantity over the tables with a 95 % "
+            f"t interval over its replicates ({reps}: seeds; COCO leakage: attacker rounds × seeds); every claim "
+            f"with its value, interval and the paper's value in `tables/claims.md`:\n\n"
+            + _table(["paper", "claims", "holds", "does not hold", "inconclusive", "not run"], rows))
+
+
 SNIPPETS: dict[str, Callable[[Path], str]] = {"colored_mnist": colored_mnist, "l2rw_mnist": l2rw_mnist,
-                                              "fairface": fairface, "coco": coco, "waterbirds": waterbirds}
+                                              "fairface": fairface, "coco": coco, "waterbirds": waterbirds,
+                                              "claims": claims}
 
 
 def render(readme: str, results: Path) -> str:
