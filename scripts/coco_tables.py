@@ -17,15 +17,16 @@ sm = snakemake  # noqa: F821
 o, p = sm.output, sm.params
 paper = yaml.safe_load(Path(sm.input.paper).read_text())
 coco.table_splits(sm.input.recipe, paper["coco_splits"], dict(p.attacker), p.scale,
-                  SimpleNamespace(csv=o.splits_csv, md=o.splits_md, tex=o.splits_tex))
+                  SimpleNamespace(csv=o.splits_csv, md=o.splits_md, tex=o.splits_tex, html=o.splits_html))
 coco.table_map(list(sm.input.metrics), paper["coco_map"], list(p.augmentations), p.scale,
-               SimpleNamespace(csv=o.map_csv, md=o.map_md, tex=o.map_tex))
+               SimpleNamespace(csv=o.map_csv, md=o.map_md, tex=o.map_tex, html=o.map_html))
 dataset = dict(zip(p.splits, sm.input.dataset))
 keys = [dict(zip(("split", "aug", "pairing", "seed"), k)) for k in p.model_keys]
 curves = dict(zip(p.f1_curve_keys, sm.input.f1_curves, strict=True))
 tidy = coco.table_leakage(dataset, list(zip(keys, sm.input.model)), paper["coco_leakage"], list(p.splits),
                           list(p.augmentations), list(p.pairings), p.scale,
-                          SimpleNamespace(csv=o.leakage_csv, md=o.leakage_md, tex=o.leakage_tex),
+                          SimpleNamespace(csv=o.leakage_csv, md=o.leakage_md, tex=o.leakage_tex,
+                                          html=o.leakage_html),
                           model_metrics=list(sm.input.model_metrics),
                           f1_curves=curves)
 coco.figure_leakage(tidy, list(p.augmentations), p.scale, [o.png, o.pdf])

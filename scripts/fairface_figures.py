@@ -1,4 +1,4 @@
-"""Rule fairface_figures: the paper's Figures 1-4 and the tidy CSV behind them."""
+"""Rule fairface_figures: the paper's Figures 1-4 (each with its report caption) and the tables behind them."""
 import sys
 from pathlib import Path
 
@@ -11,4 +11,4 @@ start_job(snakemake)  # noqa: F821
 from debias.experiments.reweighting import aggregate_fairface  # noqa: E402
 
 sm = snakemake  # noqa: F821
-aggregate_fairface(list(sm.input), list(sm.params.rows), sm.params.scale, sm.output.csv, list(sm.output.figures))
+aggregate_fairface(list(sm.input), list(sm.params.rows), sm.params.scale, sm.output)

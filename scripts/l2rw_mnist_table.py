@@ -1,4 +1,4 @@
-"""Rule l2rw_mnist_table: the MNIST 4-vs-9 test-error table (CSV, Markdown, LaTeX)."""
+"""Rule l2rw_mnist_table: the MNIST 4-vs-9 test-error table (CSV, Markdown, LaTeX, HTML) and its figure."""
 import sys
 from pathlib import Path
 

@@ -6,7 +6,8 @@ websocket library is needed, and nothing is downloaded at run time.
 
 ``walk_report`` opens every menu view, every result category and subcategory, and every entry of each listing:
 it clicks the entry's view button (an image must load with a non-zero size; a table must download with the
-bytes of the file it came from, a header and at least one row) and its info button (the caption must show).
+bytes of the file it came from, a header and at least one row; a table rendered as HTML must show in a frame of
+non-zero size, with the bytes of its file and a table with rows) and its info button (the caption must show).
 Every uncaught exception and console error of the page is a problem, and so is an entry that no row reaches.
 """
 
@@ -288,15 +289,8 @@ def _check_row(page, open_listing, category, subcategory, i, results, results_ro
     mime = entry["mime_type"]
     file = Path(results_root, path)
     if mime.startswith("image/"):
-        page.click(f"{row}.querySelector('td:last-child a')", "view button")
-        shown = f"[...document.querySelectorAll('img')].find(i => i.src === results[{json.dumps(path)}].data_uri)"
-        page.wait_js(f"{shown}?.complete", f"the view button to show {path}")
-        width, height = page.js(f"(i => [i.naturalWidth, i.naturalHeight])({shown})")
-        if not (width > 0 and height > 0):
-            raise AssertionError(f"{path}: the image does not render (natural size {width}x{height})")
-        if base64.b64decode(entry["data_uri"].split("base64,", 1)[1]) != file.read_bytes():
-            raise AssertionError(f"{path}: the image differs from {file}")
-        visited[path]["image_px"] = [width, height]
+        visited[path]["image_px"], _ = _view(page, row, path, entry, file, "img", "?.complete",
+                                             "[e.naturalWidth, e.naturalHeight]")
     elif mime == "text/csv":
         target, name = page.download_dir, entry["filename"]
         (target / name).unlink(missing_ok=True)
@@ -312,5 +306,28 @@ def _check_row(page, open_listing, category, subcategory, i, results, results_ro
         if data != file.read_bytes():
             raise AssertionError(f"{path}: the downloaded table differs from {file}")
         visited[path]["table_rows"] = _table_rows(data, path)
+    elif mime == "text/html":  # a table rendered as a page: the report shows it in a frame
+        visited[path]["frame_px"], data = _view(page, row, path, entry, file, "iframe", " !== undefined",
+                                                "[e.clientWidth, e.clientHeight]")
+        rows = data.decode("utf-8").count("<tr>") - 1
+        if "<table>" not in data.decode("utf-8") or rows < 1:
+            raise AssertionError(f"{path}: the page holds no table with rows")
+        visited[path]["table_rows"] = rows
     else:
         raise AssertionError(f"{path}: no check for entries of type {mime}; extend walk_report")
+
+
+def _view(page, row, path, entry, file, tag, shown_when, size):
+    """Click the row's view button and wait until a ``tag`` element shows the entry (its data URI) and
+    ``shown_when`` holds; its ``size`` (a JS expression over the element ``e``) must be non-zero and the entry's
+    bytes those of ``file``. Returns the size and the bytes."""
+    page.click(f"{row}.querySelector('td:last-child a')", "view button")
+    shown = f"[...document.querySelectorAll('{tag}')].find(e => e.src === results[{json.dumps(path)}].data_uri)"
+    page.wait_js(f"{shown}{shown_when}", f"the view button to show {path}")
+    width, height = page.js(f"(e => {size})({shown})")
+    if not (width > 0 and height > 0):
+        raise AssertionError(f"{path}: the {tag} does not render (size {width}x{height})")
+    data = base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+    if data != file.read_bytes():
+        raise AssertionError(f"{path}: the {tag} differs from {file}")
+    return [width, height], data

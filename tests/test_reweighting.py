@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -267,7 +269,8 @@ def test_fairface_figures_mark_the_method_the_paper_does_not_draw(tmp_path, monk
                 files.append(str(path))
     legends = []
     monkeypatch.setattr(debias.plots, "save_figure",
-                        lambda fig, outputs: legends.append([t.get_text() for t in fig.axes[0].get_legend().texts]))
-    aggregate_fairface(files, ["baseline", "resample"], "mini", str(tmp_path / "summary.csv"),
-                       [str(tmp_path / "fairface_test_acc_60-90.png")])
+                        lambda fig, outputs: legends.append([t.get_text() for t in fig.legends[0].texts]))
+    out = SimpleNamespace(**{k: str(tmp_path / f"summary.{k}") for k in ("csv", "md", "tex", "html")},
+                          figures=[str(tmp_path / "fairface_test_acc_60-90.png")])
+    aggregate_fairface(files, ["baseline", "resample"], "mini", out)
     assert legends == [["baseline", "resample (not in the paper's figures)"]]

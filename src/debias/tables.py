@@ -60,6 +60,25 @@ def fmt_cell(mean: float, std: float, n: int, paper: float, digits: int = 3, lat
     return cell
 
 
+def cells_caption(n_seeds, paper=None, reference: str = "paper value",
+                  units: tuple[str, str] = ("seed", "seeds")) -> str:
+    """What a table's cells hold, said from the cells themselves (their counts ``n_seeds`` and their reference
+    values ``paper``, NaN where a cell has none), so that a caption never promises a std or a bracket that no cell
+    shows: ``mean ± std over 2 seeds``, ``one seed per cell (no std)``, then ``[paper value, difference]`` where some
+    cell has a reference value (``... where it has one`` when not every cell has)."""
+    one, many = units
+    ns = sorted({int(n) for n in n_seeds if not pd.isna(n)})
+    if not ns or ns[-1] <= 1:
+        text = f"one {one} per cell (no std)"
+    else:
+        span = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+        text = f"mean ± std over {span} {many}" + (f" (a cell of one {one}: the value alone)" if ns[0] <= 1 else "")
+    refs = [not pd.isna(p) for p in (paper if paper is not None else [])]
+    if any(refs):
+        text += f" [{reference}, difference]" + ("" if all(refs) else " where it has one")
+    return text
+
+
 def pivot_cells(summary: pd.DataFrame, row: str, col: str, prefix: str, rows: list[str], latex: bool = False,
                 col_fmt=lambda c: f"{c}") -> pd.DataFrame:
     cells = summary.assign(
@@ -106,3 +125,37 @@ def to_latex(wide: pd.DataFrame, caption: str, label: str) -> str:
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)}}}", rf"\label{{{label}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+HTML_STYLE = ("body{font:14px/1.45 system-ui,sans-serif;margin:1em;color:#222}p{max-width:80em}"
+              "table{border-collapse:collapse;margin:.8em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
+              "text-align:right;vertical-align:top}th{background:#f3f3f3;white-space:nowrap}"
+              "tbody th{text-align:left}"
+              ".notes{font-size:12px;color:#444}")
+
+
+def to_html(wide: pd.DataFrame, caption: str, notes=()) -> str:
+    """A standalone HTML page of the table: its caption above, the notes below, every cell as in the Markdown
+    (the report shows it in a frame)."""
+    from html import escape
+
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in [wide.index.name, *wide.columns])
+    body = "".join("<tr><th>" + escape(str(idx)) + "</th>" + "".join(f"<td>{escape(str(v))}</td>" for v in row)
+                   + "</tr>\n" for idx, row in wide.iterrows())
+    notes = "".join(f'<p class="notes">{escape(n)}</p>\n' for n in notes if n)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(caption[:80])}</title>'
+            f"<style>{HTML_STYLE}</style></head>\n<body>\n<p>{escape(caption)}</p>\n<table>\n<thead><tr>{head}</tr>"
+            f"</thead>\n<tbody>\n{body}</tbody>\n</table>\n{notes}</body></html>\n")
+
+
+def write_tables(wide: pd.DataFrame, caption: str, label: str, md: str, tex: str, html: str, notes=(),
+                 latex_wide: pd.DataFrame | None = None, latex_notes=None) -> None:
+    """One table as Markdown (caption, table, notes), LaTeX (``latex_wide`` where its cells differ; the notes
+    appended to the caption) and HTML, all from the same frame."""
+    from debias.io import write_text
+
+    notes = [n for n in notes if n]
+    latex_notes = notes if latex_notes is None else [n for n in latex_notes if n]
+    write_text(md, f"{caption}\n\n" + to_markdown(wide) + "".join(f"\n{n}\n" for n in notes))
+    write_text(tex, to_latex(wide if latex_wide is None else latex_wide, " ".join([caption, *latex_notes]), label))
+    write_text(html, to_html(wide, caption, notes))

@@ -16,7 +16,7 @@ def coco_lr(lr):
 def coco_outputs():
     if COCO is None:
         return []
-    tables = expand(f"{RESULTS}/tables/coco_{{t}}.{{ext}}", t=["splits", "map", "leakage"], ext=["csv", "md", "tex"])
+    tables = expand(f"{RESULTS}/tables/coco_{{t}}.{{ext}}", t=["splits", "map", "leakage"], ext=["csv", "md", "tex", "html"])
     figures = expand(f"{RESULTS}/figures/coco_leakage.{{ext}}", ext=["png", "pdf"])
     return tables + figures + [str(f) for f in coco_f1_figure_outputs().values()]
 

@@ -13,8 +13,8 @@ def colored_mnist_outputs():
     return expand(
         f"{RESULTS}/{{kind}}/colored_mnist.{{ext}}",
         zip,
-        kind=["tables"] * 3 + ["figures"] * 2,
-        ext=["csv", "md", "tex", "png", "pdf"],
+        kind=["tables"] * 4 + ["figures"] * 2,
+        ext=["csv", "md", "tex", "html", "png", "pdf"],
     )
 
 

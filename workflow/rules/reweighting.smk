@@ -150,10 +150,16 @@ rule fairface_figures:
         rw_metrics("fairface"),
     output:
         csv=report(f"{RESULTS}/tables/fairface_reweighting.csv", caption="../report/fairface_table.rst",
-                   category=RW_REPORT, subcategory="FairFace", labels=report_label("the paper's Figures 1–4 as numbers: accuracy per White share, method and split")),
+                   category=RW_REPORT, subcategory="FairFace", labels=report_label("the paper's Figures 1–4 as numbers, tidy CSV")),
+        md=f"{RESULTS}/tables/fairface_reweighting.md",
+        tex=f"{RESULTS}/tables/fairface_reweighting.tex",
+        html=report(f"{RESULTS}/tables/fairface_reweighting.html", caption="../report/fairface_table.rst",
+                    category=RW_REPORT, subcategory="FairFace", labels=report_label("the paper's Figures 1–4 as numbers: accuracy per White share, method and split")),
+        # each figure's caption is written beside it by the rule, from what it draws (split, share range, kind):
+        # a caption template sees the job, not which of its outputs it describes
         figures=[
-            report(f, caption="../report/fairface_figure.rst", category=RW_REPORT, subcategory="FairFace",
-                   labels=fairface_figure_labels(f)) if f.endswith(".png") else f
+            report(f, caption=str(Path(f).with_suffix(".rst").resolve()), category=RW_REPORT,
+                   subcategory="FairFace", labels=fairface_figure_labels(f)) if f.endswith(".png") else f
             for f in FAIRFACE_FIGURES
         ],
     params:
@@ -176,9 +182,14 @@ rule l2rw_mnist_table:
         paper="config/paper_values.yaml",
     output:
         csv=report(f"{RESULTS}/tables/l2rw_mnist.csv", caption="../report/l2rw_mnist_table.rst",
-                   category=RW_REPORT, subcategory="MNIST 4 vs 9", labels=report_label("Figure 3 of Ren et al. 2018 (plotted there) as a table: test error per majority share and method")),
+                   category=RW_REPORT, subcategory="MNIST 4 vs 9", labels=report_label("Figure 3 of Ren et al. 2018 as a table, tidy CSV")),
         md=f"{RESULTS}/tables/l2rw_mnist.md",
         tex=f"{RESULTS}/tables/l2rw_mnist.tex",
+        html=report(f"{RESULTS}/tables/l2rw_mnist.html", caption="../report/l2rw_mnist_table.rst",
+                    category=RW_REPORT, subcategory="MNIST 4 vs 9", labels=report_label("Figure 3 of Ren et al. 2018 (plotted there) as a table: test error per majority share and method")),
+        png=report(f"{RESULTS}/figures/l2rw_mnist.png", caption="../report/l2rw_mnist_figure.rst",
+                   category=RW_REPORT, subcategory="MNIST 4 vs 9", labels=report_label("Figure 3 of Ren et al. 2018, plotted: test error per majority share")),
+        pdf=f"{RESULTS}/figures/l2rw_mnist.pdf",
     params:
         rows=RW["methods"],
         scale=SCALE,

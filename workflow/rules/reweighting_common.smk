@@ -10,7 +10,8 @@ FF = RW["fairface"]
 FF_CSVS = [f"{FF['root']}/fairface_label_{s}.csv" for s in ("train", "val")]
 from debias.experiments import reweighting_figures as _ff_figures
 
-FAIRFACE_FIGURES = expand(f"{RESULTS}/figures/{{stem}}.{{ext}}", stem=_ff_figures.figure_stems(), ext=["png", "pdf"])
+# each figure with its report caption beside it (.rst, written by the rule from what it draws)
+FAIRFACE_FIGURES = expand(f"{RESULTS}/figures/{{stem}}.{{ext}}", stem=_ff_figures.figure_stems(), ext=["png", "pdf", "rst"])
 
 
 def fairface_figure_labels(path):
@@ -27,9 +28,10 @@ def fairface_figure_labels(path):
 
 def reweighting_outputs():
     return [
-        f"{RESULTS}/tables/fairface_reweighting.csv",
+        *expand(f"{RESULTS}/tables/fairface_reweighting.{{ext}}", ext=["csv", "md", "tex", "html"]),
         *FAIRFACE_FIGURES,
-        *expand(f"{RESULTS}/tables/l2rw_mnist.{{ext}}", ext=["csv", "md", "tex"]),
+        *expand(f"{RESULTS}/tables/l2rw_mnist.{{ext}}", ext=["csv", "md", "tex", "html"]),
+        *expand(f"{RESULTS}/figures/l2rw_mnist.{{ext}}", ext=["png", "pdf"]),
     ]
 
 

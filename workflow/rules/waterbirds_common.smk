@@ -13,10 +13,10 @@ WB_EPS_PREFIX = "eps_pct="  # the fisher_flat sweep's path segment; rows without
 def waterbirds_outputs():
     if WB is None:
         return []
-    out = expand(f"{RESULTS}/tables/waterbirds.{{ext}}", ext=["csv", "md", "tex"])
+    out = expand(f"{RESULTS}/tables/waterbirds.{{ext}}", ext=["csv", "md", "tex", "html"])
     out += expand(f"{RESULTS}/figures/waterbirds_groups.{{ext}}", ext=["png", "pdf"])
     if wb_trace_rows():
-        out += [f"{RESULTS}/tables/waterbirds_traces.csv"]
+        out += expand(f"{RESULTS}/tables/waterbirds_traces.{{ext}}", ext=["csv", "md", "tex", "html"])
         out += expand(f"{RESULTS}/figures/waterbirds_traces.{{ext}}", ext=["png", "pdf"])
     return out
 

@@ -100,7 +100,7 @@ def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: 
     import yaml
 
     from debias.plots import line_figure
-    from debias.tables import pivot_cells, summarize, to_latex, to_markdown, with_paper
+    from debias.tables import cells_caption, pivot_cells, summarize, with_paper, write_tables
 
     runs = collect(metric_files)
     paper = yaml.safe_load(Path(paper_file).read_text())["colored_mnist"]
@@ -117,13 +117,12 @@ def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: 
     summary = summary[cols].reset_index(drop=True)
     write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
 
-    caption = (f"Colored MNIST, test accuracy, mean ± std over seeds [paper value, difference] ({scale} scale). "
+    caption = (f"Colored MNIST, test accuracy, {cells_caption(summary['n_seeds'], summary['paper'])} ({scale} scale). "
                f"Paper: {paper['table']}." + (f" Paper values {note}." if note else ""))
     col_fmt = lambda c: f"σ²={c:.3f}"  # noqa: E731
-    md = pivot_cells(summary, "method", "sigma2", "acc", rows, col_fmt=col_fmt)
-    write_text(out.md, f"{caption}\n\n" + to_markdown(md))
-    tex = pivot_cells(summary, "method", "sigma2", "acc", rows, latex=True, col_fmt=col_fmt)
-    write_text(out.tex, to_latex(tex, caption, "tab:colored_mnist"))
+    write_tables(pivot_cells(summary, "method", "sigma2", "acc", rows, col_fmt=col_fmt), caption,
+                 "tab:colored_mnist", out.md, out.tex, out.html,
+                 latex_wide=pivot_cells(summary, "method", "sigma2", "acc", rows, latex=True, col_fmt=col_fmt))
     line_figure(summary, "sigma2", "acc_mean", "acc_std", "method", rows, "colour variance σ²",
                 "test accuracy", f"Colored MNIST ({scale} scale); dashed: paper"
                 + ("\n(paper: authors' data; ours: own colours, not directly comparable)" if note else ""),

@@ -7,6 +7,7 @@ Both share one layout: a *pool* file (uint8 images and binary labels of a train 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from debias.data import fairface
 from debias.data.imbalance import imbalanced_split, official_seed
 from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
-from debias.experiments.reweighting_figures import FAIRFACE_FIGURES, NOT_IN_PAPER_FIGURES, PAPER_FIGURE, parse_stem
+from debias.experiments.reweighting_figures import (FAIRFACE_FIGURES, NOT_IN_PAPER_FIGURES, PAPER_FIGURE, PAPER_SHARES,
+                                                    figure_caption, parse_stem, share_step)
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias.models import l2rw_lenet_backbone
 from debias.runner import Cell, RunOutputs, data_hashes, train_cells
@@ -149,18 +151,52 @@ def summary_table(runs, experiment: str):
     return out
 
 
-def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out_csv: str, figures: list[str]):
-    """The tidy CSV behind Figures 1-4, the four figures, and the per-class companion of each."""
-    from debias.plots import seeds_figure
+def fairface_table(summary, rows: list[str], scale: str):
+    """The Markdown / LaTeX / HTML view of the tidy CSV: rows (method, split), columns the shares, each cell the
+    accuracy over all images (mean ± std over seeds) and, in brackets, the mean accuracy on each class; and its
+    caption, said from the cells."""
+    from debias.tables import cells_caption, fixed, fmt_cell
+
+    order = {r: i for i, r in enumerate(rows)}
+    d = summary.assign(row=[f"{m}, {s}" for m, s in zip(summary["method"], summary["split"])],
+                       _r=summary["method"].map(order), _s=summary["split"].map({"test": 0, "train": 1}))
+
+    def cell(r, latex):
+        return (fmt_cell(r.acc_mean, r.acc_std, r.n_seeds, math.nan, latex=latex)
+                + f" (White {fixed(r.acc_white_mean, 2)}, other {fixed(r.acc_poc_mean, 2)})")
+
+    def wide(latex=False):
+        w = d.assign(cell=[cell(r, latex) for r in d.itertuples()]).pivot(index="row", columns="share", values="cell")
+        w = w.reindex(list(dict.fromkeys(d.sort_values(["_s", "_r"])["row"])))
+        w.columns = [f"{c:.2f}" for c in w.columns]
+        w.index.name = "method, split"
+        return w.fillna("–")
+
+    caption = (f"FairFace White vs the six other groups ({scale} scale): accuracy per majority (White) share of the "
+               f"training set (columns; 0.50: the baseline on a balanced set), method and split (rows), "
+               f"{cells_caption(summary['n_seeds'])}, then in brackets the mean accuracy on White images and on the "
+               "other groups (a model predicting one class for everything scores 1.00 on one, 0.00 on the other). "
+               "The paper prints no numbers, only its Figures 1–4: no paper column.")
+    return wide(), wide(latex=True), caption
+
+
+def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out):
+    """The tidy CSV behind Figures 1-4 and its tables (``out.csv``, ``md``, ``tex``, ``html``); the four figures
+    and the per-class companion of each (``out.figures``: png, pdf), each with its report caption beside it
+    (the png's name, .rst)."""
+    from debias.plots import method_offsets, seeds_figure
+    from debias.tables import write_tables
 
     runs = collect(metric_files, "fairface")
     summary = summary_table(runs, "fairface")
     order = {r: i for i, r in enumerate(rows)}
     summary = summary.sort_values(["split", "share", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
     summary["scale"] = scale
-    write_text(out_csv, summary.to_csv(index=False, float_format="%.6g"))
+    write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
+    md, tex, caption = fairface_table(summary, rows, scale)
+    write_tables(md, caption, "tab:fairface_reweighting", out.md, out.tex, out.html, latex_wide=tex)
     names = CLASS_NAMES["fairface"]
-    for path in figures:
+    for path in out.figures:
         if not path.endswith(".png"):
             continue
         kind, split, tag = parse_stem(Path(path).stem)
@@ -174,14 +210,24 @@ def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out
         targets = [path, str(Path(path).with_suffix(".pdf"))]
         seeds_figure(d, "share", "acc", "method", rows, "majority (White) share of the training set", panels,
                      f"FairFace ({scale} scale), {split} split, shares {lo:.2f}-{hi:.2f}"
-                     + (" (0.5: balanced baseline)" if lo <= 0.5 else ""), targets, legend_labels=NOT_IN_PAPER_FIGURES)
+                     + (" (0.5: balanced baseline)" if lo <= 0.5 else "")
+                     + "; the paper's curves: not drawn (no values)",
+                     targets, legend_labels=NOT_IN_PAPER_FIGURES, grid=PAPER_SHARES[tag], spacing=share_step(tag))
+        offset = max(map(abs, method_offsets(d["share"], rows, spacing=share_step(tag)).values()))
+        n_seeds = d.groupby(["share", "method"]).size().tolist()
+        write_text(Path(path).with_suffix(".rst"), figure_caption(
+            Path(path).stem, scale, [r for r in rows if r in set(d["method"])], sorted(set(d["share"])), n_seeds,
+            offset))
     return summary
 
 
 def aggregate_mnist(metric_files: list[str], paper_file: str, rows: list[str], scale: str, out):
+    """The MNIST 4-vs-9 grid: test error per share and method (``out.csv``, ``md``, ``tex``, ``html``) and its
+    figure (``out.png``, ``pdf``: seeds as dots, the third-party reference values dashed)."""
     import yaml
 
-    from debias.tables import pivot_cells, summarize, to_latex, to_markdown, with_paper
+    from debias.plots import seeds_figure
+    from debias.tables import cells_caption, pivot_cells, summarize, with_paper, write_tables
 
     runs = collect(metric_files, "l2rw_mnist")
     runs = runs[runs.split == "test"].assign(err=lambda d: 1.0 - d.acc)
@@ -192,10 +238,21 @@ def aggregate_mnist(metric_files: list[str], paper_file: str, rows: list[str], s
     summary["scale"] = scale
     summary["paper_comparable"] = False
     write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
-    caption = (f"Learning to reweight, MNIST 4 vs 9: test error, mean ± std over seeds ({scale} scale) "
-               f"[{paper['reference']}, difference]. {paper['comparison']}")
+    ref_at = sorted({float(s) for v in paper["values"].values() for s in v})
+    caption = (f"Learning to reweight, MNIST 4 vs 9: test error, "
+               f"{cells_caption(summary['n_seeds'], summary['paper'], paper['reference'])} ({scale} scale). "
+               + (paper["comparison"] if summary["paper"].notna().any() else
+                  f"Ren et al. plot this grid without printing values; the only reference values, a third-party "
+                  f"PyTorch port's under another protocol, are at p = {', '.join(f'{s:g}' for s in ref_at)}, a "
+                  "share this run did not train: no reference column."))
     fmt = lambda c: f"p={c:g}"  # noqa: E731
-    write_text(out.md, f"{caption}\n\n" + to_markdown(pivot_cells(summary, "method", "share", "err", rows, col_fmt=fmt)))
-    write_text(out.tex, to_latex(pivot_cells(summary, "method", "share", "err", rows, latex=True, col_fmt=fmt),
-                                 caption, "tab:l2rw_mnist"))
+    write_tables(pivot_cells(summary, "method", "share", "err", rows, col_fmt=fmt), caption, "tab:l2rw_mnist",
+                 out.md, out.tex, out.html,
+                 latex_wide=pivot_cells(summary, "method", "share", "err", rows, latex=True, col_fmt=fmt))
+    seeds_figure(runs, "share", "err", "method", rows, "majority (digit 9) share of the training set",
+                 {"err": "test error (balanced test set)"},
+                 f"Learning to reweight, MNIST 4 vs 9 ({scale} scale): test error per share",
+                 [out.png, out.pdf], grid=PAPER_SHARES["l2rw_mnist"], spacing=share_step("l2rw_mnist"),
+                 ylabel="test error", references={k: v for k, v in paper["values"].items() if k in rows},
+                 reference_label=f"{paper['reference']} (another protocol)")
     return summary
