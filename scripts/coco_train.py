@@ -19,10 +19,11 @@ else:
     cells = [(sm.wildcards.split, sm.wildcards.aug, sm.wildcards.pairing, sm.wildcards.lr)]
     states, hparams = [list(sm.params.state)], [sm.params.hparams]
 metrics, logits, n = list(sm.output.metrics), list(sm.output.logits), len(seeds)
+weights_file = sm.input.weights if "weights" in sm.input.keys() else None  # the pretrained file (pretrained_input)
 cache = {}  # the images and labels, loaded once for every cell of this job
 for i, ((split, aug, pairing, lr), state, hp) in enumerate(zip(cells, states, hparams, strict=True)):
     train(hparams=dict(hp), model=dict(sm.params.model), train_cfg=dict(sm.params.train),
           image=dict(sm.params.image), split=split, aug=aug, pairing=pairing, lr=float(lr), seeds=seeds,
           data=sm.input.data, labels=sm.input.labels, metrics=metrics[i * n : (i + 1) * n],
           logits=logits[i * n : (i + 1) * n], states=list(state), device=sm.params.device, progress=False,
-          cache=cache)
+          cache=cache, weights_file=weights_file)

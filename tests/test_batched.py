@@ -15,6 +15,15 @@ from debias.runner import Cell, RunOutputs, train_cells
 
 HP = dict(epochs=3, lr=0.05, momentum=0.9, weight_decay=5e-4, lr_step_epochs=2, lr_gamma=0.5, alpha=0.01,
           entropy_weight=0.01, grl_factor=0.1, ramp_variable="progress")
+
+
+def taken_by(row: str, hp: dict) -> dict:
+    """The keys of ``hp`` that method ``row`` takes (the config check refuses any other): one shared dict of
+    hyperparameters serves every row of these tests."""
+    cls = methods.get(row)
+    return {k: v for k, v in hp.items() if k in (*cls.hparams, *cls.optional_hparams, *methods.RUN_KEYS)}
+
+
 TRAIN = dict(batch_size=24, eval_every=2, checkpoint_every_s=0, channels_last=False, deterministic=True)
 
 
@@ -171,7 +180,7 @@ def cells(root, init=None):
 
 
 def train(root, row, batch_runs, init=None, **kw):
-    return train_cells(experiment="t", cells=cells(root, init), row=row, hparams=HP,
+    return train_cells(experiment="t", cells=cells(root, init), row=row, hparams=taken_by(row, HP),
                        train_cfg={**TRAIN, "batch_runs": batch_runs}, make_backbone=backbone, model_cfg={},
                        device=torch.device("cpu"), progress=False, **kw)
 
@@ -344,7 +353,7 @@ def test_batched_fairface_style_runs_through_the_runner(tmp_path):
         return out
 
     def run(root, k):
-        return train_cells(experiment="t", cells=cells(root), row="l2rw", hparams=RW_HP,
+        return train_cells(experiment="t", cells=cells(root), row="l2rw", hparams=taken_by("l2rw", RW_HP),
                            train_cfg={"batch_size": 16, "eval_every": 0, "checkpoint_every_s": 0,
                                       "channels_last": False, "deterministic": True, "batch_runs": k},
                            make_backbone=lenet, model_cfg={}, device=torch.device("cpu"), progress=False)

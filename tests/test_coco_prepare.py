@@ -1,5 +1,5 @@
-"""The mini COCO written from the digits, read by the pycocotools loader; prepare's outputs; ResNet-50 weights
-through torchvision's cache."""
+"""The mini COCO written from the digits, read by the pycocotools loader; prepare's outputs. (The ResNet-50's
+weights: tests/test_pretrained.py.)"""
 
 import json
 
@@ -80,21 +80,3 @@ def test_prepare_stops_on_a_broken_image_and_leaves_nothing(mini_coco, tmp_path)
     with pytest.raises(coco.CocoFormatError, match=victim):
         prepare(section, str(out / "data.pt"), str(out / "labels.pt"), str(out / "recipe.json"), threads=1)
     assert not out.exists() or not any(out.iterdir())
-
-
-def test_resnet50_weights_come_through_torchvisions_cache(tmp_path, monkeypatch):
-    import torchvision
-
-    from debias.models import resnet50_backbone
-
-    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
-    reference = torchvision.models.resnet50()
-    torch.nn.init.constant_(reference.conv1.weight, 0.125)
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(reference.state_dict(), cache / weights.url.rsplit("/", 1)[-1])
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    bb = resnet50_backbone(79, "IMAGENET1K_V1")
-    assert torch.equal(bb.features.conv1.weight, reference.conv1.weight)
-    assert bb.classifier.out_features == 79 and bb.classifier.in_features == 2048
-    assert bb.features(torch.zeros(1, 3, 64, 64)).shape == (1, 2048)

@@ -133,7 +133,7 @@ def test_table3_f1_matched_amplification_by_hand(tmp_path):
                       put(f"m{i}.json", {"results": {m: {"scores": v, "test_majority_rate": 0.7}
                                                      for m, v in scores.items()}})))
         metrics.append(put(f"metrics{i}.json", {"metrics": {"val": {"macro_f1": f1}}}))
-    out = SimpleNamespace(csv=tmp_path / "t.csv", md=tmp_path / "t.md", tex=tmp_path / "t.tex")
+    out = SimpleNamespace(csv=tmp_path / "t.csv", md=tmp_path / "t.md", tex=tmp_path / "t.tex", html=tmp_path / "t.html")
     paper = {"values": {}, "table": "Table 3", "notes": ""}
     tidy = table_leakage(dataset, files, paper, ["none"], ["nomix", "mixup", "cutmix"], ["random"], "mini", out,
                          model_metrics=metrics, f1_curves=curves).set_index("attacker")

@@ -130,9 +130,10 @@ def test_auto_says_so_when_the_node_has_gpus_torch_cannot_use(monkeypatch, capsy
     assert resolve_device("auto").type == "cpu"
     err = capsys.readouterr().err
     assert "node has GPUs" in err and "lists 0,1" in err and "training on the CPU" in err
-    monkeypatch.setenv("DEBIAS_GPU_COUNT", "0")  # a CPU node: silent
+    monkeypatch.setenv("DEBIAS_GPU_COUNT", "0")  # a CPU node: no warning, only the line naming the device
     assert resolve_device("auto").type == "cpu"
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().err.splitlines() == ["device: cpu (the CPU; config key device: 'auto', "
+                                                    "CUDA_VISIBLE_DEVICES=None)"]
 
 
 def test_the_job_log_names_the_device_it_trains_on(capsys):

@@ -4,6 +4,7 @@ wheels) is derived from it or agrees with it. Nothing here asks a package index.
 
 import re
 import sys
+import sysconfig
 import tomllib
 from importlib import metadata
 
@@ -28,7 +29,9 @@ def applicable(lock) -> dict[str, str]:
 
 
 def test_every_installed_package_is_the_locked_version_and_every_locked_one_is_installed(lock):
-    installed = {lockfile.canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    # the environment's own site-packages (setuptools puts its vendored packages' metadata on sys.path once imported)
+    site = sysconfig.get_paths()["purelib"]
+    installed = {lockfile.canonical(d.metadata["Name"]): d.version for d in metadata.distributions(path=[site])}
     installed.pop("debias")
     locked = applicable(lock)
     assert installed == locked, (

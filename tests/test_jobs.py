@@ -51,3 +51,23 @@ def test_other_errors_keep_their_traceback(tmp_path):
     proc, log = run_job(tmp_path, "bug")
     assert proc.returncode == 1 and proc.stderr.splitlines()[0] == "Error: RuntimeError: a bug"
     assert "Traceback (most recent call last)" in log and log.rstrip().endswith("RuntimeError: a bug")
+
+
+def test_every_error_class_of_the_data_readers_is_an_input_error():
+    """Each reader's error names the file and what was expected, so a job shows it alone (InputError); a reader's
+    error class outside that family would end a job in a traceback."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import debias.data
+    from debias.errors import InputError
+
+    classes = {}
+    for info in pkgutil.walk_packages(debias.data.__path__, "debias.data."):
+        module = importlib.import_module(info.name)
+        classes.update({f"{info.name}.{name}": cls for name, cls in inspect.getmembers(module, inspect.isclass)
+                        if issubclass(cls, Exception) and cls.__module__ == info.name})
+    assert {"debias.data.coco.CocoFormatError", "debias.data.waterbirds.WaterbirdsFormatError",
+            "debias.data.download.DownloadError", "debias.data.fairface.FairFaceFormatError"} <= set(classes)
+    assert [name for name, cls in classes.items() if not issubclass(cls, InputError)] == []

@@ -54,6 +54,24 @@ def test_mini_fairface_is_read_by_the_real_loader(mini_fairface):
     assert len(val) == 200 and set(val[0]) == set(fairface.COLUMNS)
 
 
+def test_images_are_decoded_into_one_array_not_stacked(mini_fairface):
+    """The prepare job's memory (issue 27): every image is written into one preallocated uint8 array
+    (debias.data.decode), so numpy's traced peak stays near the output's size, where a list of per-image arrays
+    then np.stack holds the images twice."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        d = fairface.prepare_split(mini_fairface, IMAGE_DIR, "train", size=64, grayscale=False, threads=2,
+                                   progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    out_bytes = d["x"].numel()
+    assert peak < 1.5 * out_bytes, f"traced peak {peak / 1e6:.1f} MB for a {out_bytes / 1e6:.1f} MB uint8 output"
+    assert d["x"].shape == (800, 3, 64, 64) and d["x"].is_contiguous()
+
+
 def rewrite(src, dst, mutate):
     """Copy a label CSV through ``mutate(header, rows)``; a row given as a list is written as it is."""
     rows = list(csv.DictReader(open(src)))

@@ -84,13 +84,13 @@ def test_the_other_layout_s_release_on_disk_is_named_before_a_download(tmp_path,
     cfg["waterbirds"].update(root=str(tmp_path), source="wilds")
     (tmp_path / "waterbird_complete95_forest2water2").mkdir()
     (tmp_path / "waterbird_complete95_forest2water2/metadata.csv").write_text("img_id\n")
-    out = [m for m in missing_data(cfg) if "waterbirds" in m]
+    out = [m for m in missing_data(cfg) if m.startswith("config key waterbirds.")]  # the data's, not the weights'
     assert len(out) == 1 and out[0].startswith("config key waterbirds.source: 'wilds' reads ")
     assert "waterbirds_v1.0/metadata.csv, which is missing, but the group_dro release is there" in out[0]
     assert "set waterbirds.source: group_dro to use it" in out[0]
     assert ("downloads the wilds release" in out[0]) == allow_download
     cfg["waterbirds"]["source"] = "group_dro"  # the release it names is there: nothing to say
-    assert not [m for m in missing_data(cfg) if "waterbirds" in m]
+    assert not [m for m in missing_data(cfg) if m.startswith("config key waterbirds.")]
 
 
 def test_selection_by_val_without_per_epoch_evaluation_is_rejected(tmp_path):
@@ -134,7 +134,7 @@ def test_table_against_hand_computed_cells(tmp_path):
         fake_run(tmp_path / "f1.json", "fisher_flat", 1, {"val_worst_group": (5, 0.84, 0.87, 0.80)}, pct=75),
         fake_run(tmp_path / "g0.json", "groupdro", 0, {"val_worst_group": (7, 0.91, 0.92, 0.88)}),
     ]
-    out = SimpleNamespace(**{k: str(tmp_path / f"t.{k}") for k in ("csv", "md", "tex", "png", "pdf")})
+    out = SimpleNamespace(**{k: str(tmp_path / f"t.{k}") for k in ("csv", "md", "tex", "html", "png", "pdf")})
     aggregate(files, str(ROOT / "config/paper_values.yaml"), ["erm", "groupdro", "fisher_flat"], "mini", out)
     csv = pd.read_csv(out.csv)
     # rows in config order (groupdro before fisher_flat), each row's selection rules in their order

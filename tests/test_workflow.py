@@ -51,6 +51,34 @@ def test_training_jobs_declare_their_gpu_slots_and_aggregation_none(tmp_path):
     assert table and all("gpu" not in b.split("resources:")[-1].split("\n")[0] for b in table)
 
 
+# Peaks measured at the full config's real counts on stand-ins in the real formats (issue 27; max RSS in MiB, summed
+# over the processes of coco_f1_leakage's job and its 8 workers), with the kind each rule's memory comes from.
+MEASURED_PEAK_MIB = {
+    "coco_prepare": ("prepare_photo", 6884), "waterbirds_prepare": ("prepare_photo", 2228),
+    "colored_mnist_prepare": ("prepare", 996), "l2rw_mnist_pool": ("prepare", 826), "fairface_pool": ("prepare", 746),
+    "l2rw_mnist_split": ("prepare", 645), "fairface_split": ("prepare", 647),
+    "colored_mnist_table": ("aggregate", 781), "coco_dataset_leakage": ("aggregate", 756),
+    "coco_f1_leakage": ("aggregate", 6465),
+}
+
+
+def test_jobs_ask_for_their_measured_peak_memory_with_room():
+    """Every measured rule asks its kind's memory (coco_f1_leakage: one share per process, the job and each spawned
+    worker), and that is at least 30 % above its measured peak."""
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    proc = snakemake("-n", "--forceall", "--cores", 8, "--resources", "gpu=2", "-p", check=True)
+    asked = {}
+    for block in proc.stdout.split("\nrule ")[1:]:
+        mb, mib = (re.search(rf"resources: .*\b{key}=(\d+)", block) for key in ("mem_mb", "mem_mib"))
+        if mb:  # rule all asks for none
+            asked.setdefault(block.split(":", 1)[0], set()).add((int(mb.group(1)), int(mib.group(1))))
+    workers = cfg["coco"]["f1_matched"]["workers"]
+    for rule, (kind, peak_mib) in MEASURED_PEAK_MIB.items():
+        processes = 1 + workers if rule == "coco_f1_leakage" else 1
+        assert {mb for mb, _ in asked[rule]} == {processes * cfg["resources"][kind]["mem_mb"]}, (rule, asked[rule])
+        assert all(mib >= 1.3 * peak_mib for _, mib in asked[rule]), (rule, asked[rule], peak_mib)
+
+
 def test_bad_config_stops_before_any_job(tmp_path):
     path = write_config(tmp_path, lambda c: c["colored_mnist"]["sigma2"].append(0.07))
     i = len(yaml.safe_load(path.read_text())["colored_mnist"]["sigma2"]) - 1  # the appended value's index
@@ -379,6 +407,11 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
                     assert (res / f"figures/fairface_{split}_{kind}_{band}.{ext}").stat().st_size > 1000
     md = (res / "tables/l2rw_mnist.md").read_text()
     assert "| l2rw |" in md and "p=0.99" in md
+    # every table CSV has its Markdown beside it, and (but for the claims page) its LaTeX and HTML
+    for csv in res.glob("tables/*.csv"):
+        exts = ["md"] + ([] if csv.stem == "claims" else ["tex", "html"])
+        assert all(csv.with_suffix(f".{e}").stat().st_size > 0 for e in exts), csv
+    assert "| baseline, test |" in (res / "tables/fairface_reweighting.md").read_text()
     split = json.loads((res / "prepared/l2rw_mnist/share=0.990.json").read_text())
     assert split["counts_per_class"]["test"] == [100, 100] and split["counts_per_class"]["val"] == [5, 5]
     rec = json.loads((res / "runs/fairface/share=0.910/l2rw/seed=1/metrics.json").read_text())
@@ -396,11 +429,12 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
 
     # the report holds every table (CSV) and figure (PNG) the run wrote, with a caption naming the paper
     html = (res / "report.html").read_text()
-    made = [*res.glob("tables/*.csv"), *res.glob("figures/*.png"), *res.glob("benchmarks/*.csv")]
-    # tables: colored MNIST, FairFace, L2RW grid + COCO's three + Waterbirds' table and traces; figures: colored
-    # MNIST, FairFace's 4 + their 4 per-class companions + COCO's two (leakage per split, F1-matched curves) +
-    # Waterbirds' groups and traces; the two benchmark tables
-    assert len(made) == 3 + 3 + 2 + 9 + 2 + 2 + 2
+    made = [*res.glob("tables/*.csv"), *res.glob("tables/*.html"), *res.glob("figures/*.png"),
+            *res.glob("benchmarks/*.csv")]
+    # tables, each as CSV and HTML: colored MNIST, FairFace, L2RW grid + COCO's three + Waterbirds' table and traces;
+    # figures: colored MNIST, FairFace's 4 + their 4 per-class companions, the L2RW grid + COCO's two (leakage per
+    # split, F1-matched curves) + Waterbirds' groups and traces; the two benchmark tables; the claims' table and figure
+    assert len(made) == 2 * (3 + 3 + 2) + 9 + 1 + 2 + 2 + 2 + 2
     for f in made:
         assert f'"name": "{f.name}"' in html, f
     assert "Learning Not to Learn (paper 003)" in html and "Example reweighting (paper 001)" in html
@@ -415,6 +449,11 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
         assert len({results[p]["labels"]["what"] for p in listing}) == len(listing), listing
     assert results[str(res / "figures/fairface_test_acc_91-99.png")]["labels"]["what"].startswith(
         "the paper's Figure 4: test accuracy")
+    # each FairFace figure's caption says which split, share range and kind it shows
+    captions = {Path(p).stem: r["caption"] for p, r in results.items() if Path(p).name.startswith("fairface_")
+                and p.endswith(".png")}
+    assert len(captions) == 8 and len(set(captions.values())) == 8
+    assert "test split, White share 0.91–0.99: the paper" in captions["fairface_test_acc_91-99"]
 
 
 @pytest.fixture(scope="session")
@@ -436,7 +475,8 @@ def test_the_report_works_in_a_browser(chromium, whole_run, tmp_path):
     problems, visited = report_browser.walk_report(whole_run / "report.html", tmp_path / "downloads",
                                                    results_root=ROOT, binary=chromium)
     assert not problems, "\n".join(problems)
-    made = [f for d in ("tables/*.csv", "figures/*.png", "benchmarks/*.csv") for f in whole_run.glob(d)]
+    made = [f for d in ("tables/*.csv", "tables/*.html", "figures/*.png", "benchmarks/*.csv")
+            for f in whole_run.glob(d)]
     assert sorted(visited) == sorted(map(str, made))
 
 
@@ -447,5 +487,6 @@ def test_the_report_of_one_target_works_in_a_browser(chromium, whole_run, tmp_pa
     problems, visited = report_browser.walk_report(whole_run / "report_colored_mnist.html", tmp_path / "downloads",
                                                    results_root=ROOT, binary=chromium)
     assert not problems, "\n".join(problems)
-    made = [*whole_run.glob("tables/colored_mnist*.csv"), *whole_run.glob("figures/colored_mnist*.png")]
+    made = [*whole_run.glob("tables/colored_mnist*.csv"), *whole_run.glob("tables/colored_mnist*.html"),
+            *whole_run.glob("figures/colored_mnist*.png")]
     assert made and sorted(visited) == sorted(map(str, made))

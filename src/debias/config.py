@@ -53,6 +53,8 @@ def check(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     dataset missing on disk that the run may not fetch."""
     import sys
 
+    from debias.data import pretrained
+
     errors = schema_errors(config, schema_path)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
@@ -60,6 +62,7 @@ def check(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     errors += _check_reweighting(config)
     errors += _check_coco(config)
     errors += _check_waterbirds(config)
+    errors += pretrained.config_errors(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     warnings = missing_data(config)
@@ -74,7 +77,7 @@ def check(config: dict[str, Any], schema_path: str | Path) -> list[str]:
 def missing_data(config: dict[str, Any]) -> list[str]:
     """One message per dataset that is not on disk and may not be fetched (``allow_download: false``, or FairFace,
     which no script can fetch), naming its config key, the files and the targets that need it."""
-    from debias.data import coco_download, layout, mnist
+    from debias.data import coco_download, layout, mnist, pretrained
 
     out = []
     offline = not config["allow_download"]
@@ -116,6 +119,11 @@ def missing_data(config: dict[str, Any]) -> list[str]:
             out.append(_missing("waterbirds.root", [meta], "waterbirds",
                                 f"place the {wb['source']} release folder {meta.parent.name}/ under {wb['root']!r} "
                                 "(README, 'Waterbirds'), or set allow_download: true"))
+    mirrors = pretrained.settings(config)["mirrors"]
+    for path, keys in (pretrained.missing(config) if offline else {}).items():
+        where = f"; it is published at {mirrors[0]}{path.name}" if mirrors else ""
+        out.append(_missing(", ".join(keys), [path], ", ".join(k.split(".")[0] for k in keys),
+                            f"put the file in pretrained.root ({path.parent}{where}), or set allow_download: true"))
     return out
 
 

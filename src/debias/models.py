@@ -8,8 +8,9 @@ one small conv head per RGB channel predicting an 8-bin colour class at every 14
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -171,15 +172,42 @@ def l2rw_lenet_backbone(num_outputs: int = 1, in_channels: int = 1, width: int =
     return Backbone(f, g)
 
 
-def resnet50_backbone(num_outputs: int, weights: str | None = "IMAGENET1K_V1") -> Backbone:
-    """torchvision's ResNet-50 (weights through torchvision's weights API and cache, $TORCH_HOME), its fc replaced
-    by a new Linear(2048, num_outputs): features = everything up to the pooled 2048-d vector."""
+def resnet50_backbone(num_outputs: int, weights: str | os.PathLike | Mapping[str, torch.Tensor] | None) -> Backbone:
+    """torchvision's ResNet-50, its fc replaced by a new Linear(2048, num_outputs): features = everything up to the
+    pooled 2048-d vector. ``weights``: None (random initialisation), a state dict, or a weights file read by
+    ``debias.data.pretrained.read_state_dict`` (its sha256 checked against its name, then
+    ``torch.load(weights_only=True)``); never the network. The state dict's own ``fc`` (ImageNet's 1000 classes) is
+    left out."""
     import torchvision
 
-    net = torchvision.models.resnet50(weights=weights)
+    from debias.data.pretrained import read_state_dict
+
+    net = torchvision.models.resnet50()  # random initialisation, as torchvision does before it loads weights
     head = nn.Linear(net.fc.in_features, num_outputs)
     net.fc = nn.Identity()
+    if weights is not None:
+        state = weights if isinstance(weights, Mapping) else read_state_dict(weights)
+        source = "the state dict" if isinstance(weights, Mapping) else f"weights file {weights}"
+        _load_exactly(net, {k: v for k, v in state.items() if not k.startswith("fc.")}, source)
     return Backbone(net, head)
+
+
+def _load_exactly(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """``net.load_state_dict(state)``, every key on both sides; a state dict of another network is refused naming
+    ``source`` and (the first few of) the keys that differ."""
+    from debias.errors import DataFormatError
+
+    expected = f"{source}: expected a state dict of torchvision's {type(net).__name__}"
+    try:
+        result = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape
+        raise DataFormatError(f"{expected}; {exc}") from None
+    differ = [(what, keys) for what, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys))
+              if keys]
+    if differ:
+        raise DataFormatError(f"{expected}; " + "; ".join(
+            f"{len(keys)} key{'s' * (len(keys) > 1)} {what} ({', '.join(keys[:3])}{', ...' * (len(keys) > 3)})"
+            for what, keys in differ))
 
 
 def small_resnet_backbone(num_outputs: int, widths: Sequence[int] = (8, 16, 32)) -> Backbone:

@@ -51,9 +51,9 @@ rule coco_prepare:
         section=coco_sorted({k: COCO.get(k) for k in ("source", "root", "wang_dir", "split_seed", "gamma_seed", "image")}),
     log:
         f"{RESULTS}/logs/coco/prepare.log",
-    threads: threads_of("prepare")
+    threads: threads_of("prepare_photo")
     resources:
-        **res("prepare"),
+        **res("prepare_photo"),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -66,6 +66,7 @@ rule coco_train:
     input:
         data=rules.coco_prepare.output.data,
         labels=rules.coco_prepare.output.labels,
+        **pretrained_input("coco"),
     output:
         metrics=coco_train_outputs("metrics.json"),
         logits=coco_train_outputs("logits.pt"),
@@ -111,7 +112,7 @@ rule coco_dataset_leakage:
         split="none|gamma[123]",
     threads: 1
     resources:
-        **res("aggregate"),
+        **res("leakage"),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -137,7 +138,7 @@ rule coco_model_leakage:
         pairing="none|random|balanced",
     threads: 1
     resources:
-        **res("aggregate"),
+        **res("leakage"),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -162,7 +163,8 @@ if coco_f1_curves():
             curve=r"balanced|unbalanced_split=(none|gamma[123])",
         threads: COCO["f1_matched"]["workers"]
         resources:
-            **res("aggregate"),
+            # the job and, with workers > 1, that many spawned worker processes
+            **res("leakage", processes=1 + (COCO["f1_matched"]["workers"] if COCO["f1_matched"]["workers"] > 1 else 0)),
         conda:
             "../../envs/torch.yaml"
         script:
@@ -176,6 +178,7 @@ if COCO.get("calibration"):
         input:
             data=rules.coco_prepare.output.data,
             labels=rules.coco_prepare.output.labels,
+            **pretrained_input("coco"),
         output:
             metrics=[f"{COCO_CAL}/train_layers={{train_layers}}/split={{split}}/{{aug}}/pairing={{pairing}}/lr={{lr}}/"
                      f"seed={s}/metrics.json" for s in COCO["seeds"]],
@@ -219,7 +222,7 @@ if COCO.get("calibration"):
             train_layers=[tl for tl, _ in coco_calibration_metrics()],
             augmentation=COCO["calibration"]["augmentation"],
             configured=COCO["hparams"][COCO["calibration"]["augmentation"]]["train_layers"],
-            scale=config["scale"],
+            scale=SCALE,
         log:
             f"{RESULTS}/logs/coco/calibration/table.log",
         threads: 1
@@ -242,17 +245,23 @@ rule coco_tables:
         paper="config/paper_values.yaml",
     output:
         splits_csv=report(f"{RESULTS}/tables/coco_splits.csv", caption="../report/coco_splits.rst",
-                          category=COCO_REPORT, labels=report_label("the paper's Table 1: images per split and gender")),
+                          category=COCO_REPORT, labels=report_label("the paper's Table 1, tidy CSV")),
         splits_md=f"{RESULTS}/tables/coco_splits.md",
         splits_tex=f"{RESULTS}/tables/coco_splits.tex",
+        splits_html=report(f"{RESULTS}/tables/coco_splits.html", caption="../report/coco_splits.rst",
+                           category=COCO_REPORT, labels=report_label("the paper's Table 1: images per split and gender")),
         map_csv=report(f"{RESULTS}/tables/coco_map.csv", caption="../report/coco_map.rst",
-                       category=COCO_REPORT, labels=report_label("the paper's Table 2: test mAP per learning rate and augmentation")),
+                       category=COCO_REPORT, labels=report_label("the paper's Table 2, tidy CSV")),
         map_md=f"{RESULTS}/tables/coco_map.md",
         map_tex=f"{RESULTS}/tables/coco_map.tex",
+        map_html=report(f"{RESULTS}/tables/coco_map.html", caption="../report/coco_map.rst",
+                        category=COCO_REPORT, labels=report_label("the paper's Table 2: test mAP per learning rate and augmentation")),
         leakage_csv=report(f"{RESULTS}/tables/coco_leakage.csv", caption="../report/coco_leakage.rst",
-                           category=COCO_REPORT, labels=report_label("the paper's Table 3: dataset and model leakage, bias amplification")),
+                           category=COCO_REPORT, labels=report_label("the paper's Table 3, tidy CSV")),
         leakage_md=f"{RESULTS}/tables/coco_leakage.md",
         leakage_tex=f"{RESULTS}/tables/coco_leakage.tex",
+        leakage_html=report(f"{RESULTS}/tables/coco_leakage.html", caption="../report/coco_leakage.rst",
+                            category=COCO_REPORT, labels=report_label("the paper's Table 3: dataset and model leakage, bias amplification")),
         png=report(f"{RESULTS}/figures/coco_leakage.png", caption="../report/coco_figure.rst",
                    category=COCO_REPORT, labels=report_label("the paper's Table 3, plotted: leakage and amplification per split")),
         pdf=f"{RESULTS}/figures/coco_leakage.pdf",
@@ -264,7 +273,7 @@ rule coco_tables:
         attacker=coco_sorted(COCO["leakage"]),
         model_keys=coco_table3_keys(),
         f1_curve_keys=list(coco_f1_curves()),
-        scale=config["scale"],
+        scale=SCALE,
     log:
         f"{RESULTS}/logs/coco/tables.log",
     threads: 1

@@ -85,14 +85,15 @@ def _shared_gpu(wildcards):
     return 1 if workflow.non_local_exec else 0
 
 
-def res(kind):
-    """Resources of one kind of job (train, train_small, prepare, aggregate) as the config gives them.
+def res(kind, processes=1):
+    """Resources of one kind of job (train, train_small, prepare, prepare_photo, aggregate) as the config gives them.
 
-    mem_mb and runtime always; for a kind with `gpu`, its `gpu_slot` count and `gpu` (see above); the Slurm keys
-    as given; a `gres` request replaces `gpu` (the Slurm plugin rejects both together).
+    mem_mb (times `processes`, for a job that runs that many processes, each the size of one job of its kind) and
+    runtime always; for a kind with `gpu`, its `gpu_slot` count and `gpu` (see above); the Slurm keys as given; a
+    `gres` request replaces `gpu` (the Slurm plugin rejects both together).
     """
     r = config["resources"][kind]
-    out = {"mem_mb": r["mem_mb"], "runtime": r["runtime"]}
+    out = {"mem_mb": r["mem_mb"] * processes, "runtime": r["runtime"]}
     out.update({k: r[k] for k in SCHEDULER_KEYS if k in r})
     if r.get("gpu", 0) > 0:
         shared = r.get("gpu_slots", GPU_SLOTS_PER_DEVICE) < GPU_SLOTS_PER_DEVICE
@@ -119,3 +120,21 @@ wildcard_constraints:
     sigma2=r"\d\.\d{3}",
     method=r"[A-Za-z0-9_]+",
     seed=r"\d+",
+
+
+# Pretrained weights (config key pretrained): <root>/<name>-<sha256 prefix>.pth, one file per weights that a model
+# starts from (coco and waterbirds `model.weights`), a declared input of every rule that builds such a model.
+import re as _re
+
+from debias.data.pretrained import experiment_file as _pretrained_file
+from debias.data.pretrained import missing as _pretrained_missing
+from debias.data.pretrained import settings as _pretrained_settings
+
+PRETRAINED = _pretrained_settings(config)
+PRETRAINED_MISSING = _pretrained_missing(config)
+
+
+def pretrained_input(section):
+    """{'weights': file} for a training rule's input when the experiment's model starts from pretrained weights."""
+    path = _pretrained_file(config, section)
+    return {} if path is None else {"weights": path}

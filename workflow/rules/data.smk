@@ -39,3 +39,26 @@ elif config["allow_download"] and any(not Path(p).is_file() for p in MNIST_RAW):
             "../../envs/torch.yaml"
         script:
             "../../scripts/mnist_download.py"
+
+
+# Pretrained weights: the download rule (PRETRAINED, PRETRAINED_MISSING and pretrained_input: common.smk).
+if config["allow_download"] and PRETRAINED_MISSING:
+    # defined only while files are missing (never deletes a user's file), one job per file however many jobs read
+    # it; without downloads the files have no rule, so a run that needs them stops before any job (config.py warns)
+
+    rule pretrained_download:
+        output:
+            str(Path(PRETRAINED["root"]) / "{name}"),
+        params:
+            mirrors=PRETRAINED["mirrors"],
+        log:
+            f"{RESULTS}/logs/data/pretrained_download/{{name}}.log",
+        wildcard_constraints:
+            name="|".join(_re.escape(p.name) for p in PRETRAINED_MISSING),
+        threads: 1
+        resources:
+            **res("prepare"),
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../../scripts/pretrained_download.py"

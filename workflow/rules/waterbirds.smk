@@ -48,9 +48,9 @@ rule waterbirds_prepare:
         section=coco_sorted({k: WB.get(k) for k in ("source", "root", "image")}),  # only what the data depends on
     log:
         f"{RESULTS}/logs/waterbirds/prepare.log",
-    threads: threads_of("prepare")
+    threads: threads_of("prepare_photo")
     resources:
-        **res("prepare"),
+        **res("prepare_photo"),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -62,6 +62,7 @@ rule waterbirds_prepare:
 rule waterbirds_train:
     input:
         data=rules.waterbirds_prepare.output.data,
+        **pretrained_input("waterbirds"),
     output:
         metrics=[wb_run("{row}", "{variant}", s, "metrics.json") for s in WB_JOB_SEEDS],
         model=[wb_run("{row}", "{variant}", s, "model.pt") for s in WB_JOB_SEEDS],
@@ -95,15 +96,17 @@ rule waterbirds_table:
         paper="config/paper_values.yaml",
     output:
         csv=report(f"{RESULTS}/tables/waterbirds.csv", caption="../report/waterbirds_table.rst", category=WB_REPORT,
-                   labels=report_label("the paper's Table 1: average and worst-group test accuracy")),
+                   labels=report_label("the paper's Table 1, tidy CSV")),
         md=f"{RESULTS}/tables/waterbirds.md",
         tex=f"{RESULTS}/tables/waterbirds.tex",
+        html=report(f"{RESULTS}/tables/waterbirds.html", caption="../report/waterbirds_table.rst", category=WB_REPORT,
+                    labels=report_label("the paper's Table 1: average and worst-group test accuracy")),
         png=report(f"{RESULTS}/figures/waterbirds_groups.png", caption="../report/waterbirds_groups.rst",
                    category=WB_REPORT, labels=report_label("the paper's Table 1, per group: test accuracy of each group")),
         pdf=f"{RESULTS}/figures/waterbirds_groups.pdf",
     params:
         rows=WB["methods"],
-        scale=config["scale"],
+        scale=SCALE,
     log:
         f"{RESULTS}/logs/waterbirds/table.log",
     threads: 1
@@ -122,12 +125,16 @@ if wb_trace_rows():
             metrics=wb_metrics(wb_trace_rows()[:1]),
         output:
             csv=report(f"{RESULTS}/tables/waterbirds_traces.csv", caption="../report/waterbirds_traces.rst",
-                       category=WB_REPORT, labels=report_label("the paper's premise, in numbers: traces by group")),
+                       category=WB_REPORT, labels=report_label("the paper's premise, in numbers: tidy CSV")),
+            md=f"{RESULTS}/tables/waterbirds_traces.md",
+            tex=f"{RESULTS}/tables/waterbirds_traces.tex",
+            html=report(f"{RESULTS}/tables/waterbirds_traces.html", caption="../report/waterbirds_traces.rst",
+                        category=WB_REPORT, labels=report_label("the paper's premise, in numbers: traces by group")),
             png=report(f"{RESULTS}/figures/waterbirds_traces.png", caption="../report/waterbirds_traces.rst",
                        category=WB_REPORT, labels=report_label("the paper's premise: ERM's per-sample Fisher traces by group")),
             pdf=f"{RESULTS}/figures/waterbirds_traces.pdf",
         params:
-            scale=config["scale"],
+            scale=SCALE,
         log:
             f"{RESULTS}/logs/waterbirds/traces.log",
         threads: 1

@@ -3,8 +3,9 @@
 ``download_file`` tries each URL in turn. Bytes go to ``.<name>.part`` beside the target; a later call
 continues it with an HTTP ``Range`` request (a server that ignores the range answers 200 and the file
 starts over). The finished file is checked against its md5 and/or sha256 and only then renamed to the
-target. A mismatch deletes the partial file (it cannot be resumed into a good one) and names the URL,
-the expected and the found digest.
+target; a sha256 may be given by its leading hex digits only (torch.hub's ``<name>-<hex>.pth`` convention). A
+mismatch deletes the partial file (it cannot be resumed into a good one) and names the URL, the expected and the
+found digest.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from debias.errors import InputError
+
 CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
-    pass
+class DownloadError(InputError, RuntimeError):
+    """A download that failed from every URL, or whose file is not the published one: the message names the
+    URLs, the target file and the reason (a job shows it alone, without a traceback)."""
 
 
 def file_digest(path: str | Path, algorithm: str) -> str:
@@ -59,7 +63,8 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
 
 def download_file(urls: list[str], target: str | Path, md5: str | None = None, sha256: str | None = None,
                   timeout: float = 60.0) -> Path:
-    """Download ``target`` from the first of ``urls`` that delivers a file with the given checksums."""
+    """Download ``target`` from the first of ``urls`` that delivers a file with the given checksums (``sha256``: the
+    whole digest or its leading hex digits)."""
     target = Path(target)
     if target.is_file():
         return target
@@ -72,11 +77,13 @@ def download_file(urls: list[str], target: str | Path, md5: str | None = None, s
         except (OSError, urllib.error.URLError) as exc:  # keep the partial file: the next URL resumes it
             errors.append(f"{url}: {exc}")
             continue
-        bad = [(alg, want, got) for alg, want in (("md5", md5), ("sha256", sha256)) if want
-               for got in [file_digest(part, alg)] if got != want.lower()]
+        bad = [(alg, want.lower(), got) for alg, want in (("md5", md5), ("sha256", sha256)) if want
+               for got in [file_digest(part, alg)] if not got.startswith(want.lower())]
         if bad:
             part.unlink(missing_ok=True)
-            errors.append(f"{url}: " + "; ".join(f"{alg} {got}, expected {want}" for alg, want, got in bad))
+            errors.append(f"{url}: " + "; ".join(
+                f"{alg} {got}, expected {want}" if len(want) == len(got) else f"{alg} {got}, expected one starting "
+                f"with {want}" for alg, want, got in bad))
             continue
         part.replace(target)
         return target

@@ -10,12 +10,12 @@ Images are decoded and resized once (area resampling) into uint8 tensors.
 from __future__ import annotations
 
 import csv
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from debias.data.decode import decode_all
 from debias.data.layout import fairface_label_csv as label_csv  # noqa: F401 (re-exported)
 from debias.errors import DataFormatError, MissingData
 
@@ -83,7 +83,8 @@ def load_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
 
 def prepare_split(root: str | Path, image_dir: str, split: str, size: int = 28, grayscale: bool = True,
                   threads: int = 4, progress: bool = True) -> dict:
-    """Decode one FairFace split into {'x': uint8 [N, C, size, size], 'race', 'gender', 'age' (indices), 'file'}.
+    """Decode one FairFace split into {'x': uint8 [N, C, size, size] (decoded into one preallocated array,
+    ``debias.data.decode``), 'race', 'gender', 'age' (indices), 'file'}.
 
     An image that cannot be decoded (truncated, not an image) stops it with the CSV's file and line.
     """
@@ -91,10 +92,9 @@ def prepare_split(root: str | Path, image_dir: str, split: str, size: int = 28, 
     csv_path = label_csv(root, split)
     lines_rows = _read_rows(csv_path, image_root)
     rows = [row for _, row in lines_rows]
-    from tqdm import tqdm
 
-    def decode(item):
-        line, row = item
+    def decode(i: int) -> np.ndarray:
+        line, row = lines_rows[i]
         path = image_root / row["file"]
         try:
             return load_image(path, size, grayscale)
@@ -102,11 +102,10 @@ def prepare_split(root: str | Path, image_dir: str, split: str, size: int = 28, 
             raise FairFaceFormatError(f"{csv_path}, line {line}: image {row['file']!r} ({path}) cannot be decoded: "
                                       f"{err}; replace it with the file from the FairFace release") from err
 
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        images = list(tqdm(pool.map(decode, lines_rows), total=len(rows), desc=f"FairFace {split}",
-                           disable=not progress, mininterval=5))
+    x = decode_all(len(rows), decode, (1 if grayscale else 3, size, size), threads, progress,
+                   desc=f"FairFace {split}", mininterval=5)
     return {
-        "x": torch.from_numpy(np.stack(images)),
+        "x": torch.from_numpy(x),
         "race": torch.tensor([RACES.index(r["race"]) for r in rows]),
         "gender": torch.tensor([GENDERS.index(r["gender"]) for r in rows]),
         "age": torch.tensor([AGES.index(r["age"]) for r in rows]),

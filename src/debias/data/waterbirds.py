@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from debias.data.layout import WATERBIRDS_LAYOUTS as LAYOUTS
+from debias.errors import DataFormatError
 from debias.data.layout import waterbirds_metadata_file as metadata_file  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ GROUP_NAMES = {0: "landbird_land", 1: "landbird_water", 2: "waterbird_land", 3: 
 PUBLISHED_COUNTS = {"train": (3498, 184, 56, 1057), "val": (467, 466, 133, 133), "test": (2255, 2255, 642, 642)}
 
 
-class WaterbirdsFormatError(ValueError):
+class WaterbirdsFormatError(DataFormatError):
     """Bad input: the message names the file, the line and the value."""
 
 
@@ -214,14 +215,14 @@ def decode_resize_crop(path: Path, resize: int, crop: int) -> np.ndarray:
 
 def decode_images(meta: Metadata, rows: np.ndarray, resize: int, crop: int, threads: int = 4,
                   progress: bool = True) -> np.ndarray:
-    """The images of ``rows`` as uint8 [n, 3, crop, crop]; a missing or undecodable one stops with its line."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
+    """The images of ``rows`` as uint8 [n, 3, crop, crop], decoded into one preallocated array
+    (``debias.data.decode``); a missing or undecodable one stops with its line."""
+    from debias.data.decode import decode_all
 
     folder = meta.path.parent
 
-    def one(i: int) -> np.ndarray:
+    def one(k: int) -> np.ndarray:
+        i = rows[k]
         path = folder / meta.img_filename[i]
         where = f"{meta.path}, line {meta.line[i]}"
         if not path.is_file():
@@ -231,12 +232,7 @@ def decode_images(meta: Metadata, rows: np.ndarray, resize: int, crop: int, thre
         except Exception as exc:
             raise WaterbirdsFormatError(f"{where}: image {path} does not decode ({type(exc).__name__}: {exc})") from exc
 
-    out = np.empty((len(rows), 3, crop, crop), np.uint8)
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        for k, arr in enumerate(tqdm(pool.map(one, rows), total=len(rows), disable=not progress, mininterval=10,
-                                     desc="decode Waterbirds")):
-            out[k] = arr
-    return out
+    return decode_all(len(rows), one, (3, crop, crop), threads, progress, desc="decode Waterbirds")
 
 
 def load_splits(folder: str | Path, resize: int = 256, crop: int = 224, threads: int = 4,

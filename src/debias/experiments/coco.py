@@ -88,11 +88,14 @@ def prepare(section: dict[str, Any], data_out: str, labels_out: str, recipe_out:
 # -- train ----------------------------------------------------------------------------------------------------
 
 
-def make_backbone(model: dict[str, Any], num_outputs: int):
+def make_backbone(model: dict[str, Any], num_outputs: int, weights_file: str | None = None):
+    """ResNet-50 (from the weights file ``weights_file`` that ``model.weights`` names, or random) or the mini small
+    ResNet."""
+    from debias.data.pretrained import job_file
     from debias.models import resnet50_backbone, small_resnet_backbone
 
     if model["arch"] == "resnet50":
-        return resnet50_backbone(num_outputs, model.get("weights"))
+        return resnet50_backbone(num_outputs, job_file(model, weights_file, "coco.model.weights"))
     if model["arch"] == "small_resnet":
         return small_resnet_backbone(num_outputs, model["widths"])
     raise ValueError(f"config key coco.model.arch: {model['arch']!r}; expected resnet50 or small_resnet")
@@ -113,9 +116,11 @@ def split_logits(method, x: torch.Tensor, pipe: Pipeline, batch_size: int, train
 
 def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: str, aug: str, pairing: str,
           lr: float, seeds: list[int], data: str, labels: str, metrics: list[str], logits: list[str],
-          states: list[str], device: str, progress: bool = True, cache: dict | None = None) -> None:
+          states: list[str], device: str, progress: bool = True, cache: dict | None = None,
+          weights_file: str | None = None) -> None:
     """Train ``seeds`` of one cell. ``cache``: a dict shared by the cells of one job, so that the images, the
-    labels and their sha256 are read once per job rather than once per cell."""
+    labels and their sha256 are read once per job rather than once per cell. ``weights_file``: the pretrained file
+    ``model.weights`` names (debias.data.pretrained), None for a model trained from scratch."""
     from debias.config import COCO_GRID_KEYS, row_method
     from debias.determinism import configure as configure_determinism
 
@@ -135,7 +140,7 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
         t_start, started_unix = time.monotonic(), time.time()
         reset_peak_memory(dev)  # each run's own peak, not the job's so far (a job may train several cells)
         torch.manual_seed(seed)
-        method = cls(make_backbone(model, len(lab["columns"])), hp).to(dev)
+        method = cls(make_backbone(model, len(lab["columns"]), weights_file), hp).to(dev)
         if train_cfg["channels_last"]:
             method.modules.to(memory_format=torch.channels_last)
         method.attach({"train": {"y": y["train"][train_idx]}})
@@ -343,13 +348,10 @@ def _fmt(mean: float, std: float, paper: float, digits: int = 2, flag: str = "",
     return cell
 
 
-def _render(wide, caption: str, label: str, out_md: str, out_tex: str, notes: list[str]) -> None:
-    from debias.io import write_text
-    from debias.tables import to_latex, to_markdown
+def _render(wide, caption: str, label: str, out_md: str, out_tex: str, out_html: str, notes: list[str]) -> None:
+    from debias.tables import write_tables
 
-    md_notes = "".join(f"\n{n}\n" for n in notes)
-    write_text(out_md, f"{caption}\n\n" + to_markdown(wide) + md_notes)
-    write_text(out_tex, to_latex(wide, caption + " " + " ".join(notes), label))
+    write_tables(wide, caption, label, out_md, out_tex, out_html, notes)
 
 
 def table_splits(recipe_file: str, paper: dict, attacker: dict, scale: str, out) -> "Any":
@@ -377,7 +379,7 @@ def table_splits(recipe_file: str, paper: dict, attacker: dict, scale: str, out)
         index=pd.Index([n for n, _ in rows] + ["balanced attacker: train / val / test (per round)"], name="split"))
     caption = (f"COCO gender subset, images per split and gender [paper value, difference] ({scale} scale). "
                f"Paper: {paper['table']}.")
-    _render(wide, caption, "tab:coco_splits", out.md, out.tex, [paper.get("notes", "").strip()])
+    _render(wide, caption, "tab:coco_splits", out.md, out.tex, out.html, [paper.get("notes", "").strip()])
     return tidy
 
 
@@ -397,7 +399,7 @@ def collect_map(metric_files: list[str]):
 
 def table_map(metric_files: list[str], paper: dict, augs: list[str], scale: str, out):
     from debias.io import write_text
-    from debias.tables import summarize
+    from debias.tables import cells_caption, summarize
 
     runs = collect_map(metric_files)
     summary = summarize(runs, ["augmentation", "lr"], "test_map", "map")
@@ -413,9 +415,13 @@ def table_map(metric_files: list[str], paper: dict, augs: list[str], scale: str,
     wide.index = [f"{lr:.0e}" for lr in wide.index]
     wide.index.name = "lr"
     wide.columns = [AUG_NAMES.get(a, a) for a in wide.columns]
-    caption = (f"COCO gender subset, object mAP (%) on the original test split, mean ± std over seeds [paper value, "
-               f"difference] ({scale} scale). Paper: {paper['table']}.")
-    _render(wide, caption, "tab:coco_map", out.md, out.tex, [paper.get("notes", "").strip()])
+    lrs = sorted({float(lr) for v in paper["values"].values() for lr in v})
+    absent = ("" if summary["paper"].notna().any() else
+              f" No paper value at this run's learning rates (the paper's: {', '.join(f'{lr:.0e}' for lr in lrs)}).")
+    caption = (f"COCO gender subset, object mAP (%) on the original test split, "
+               f"{cells_caption(summary['n_seeds'], summary['paper'])} ({scale} scale). Paper: {paper['table']}."
+               + absent)
+    _render(wide, caption, "tab:coco_map", out.md, out.tex, out.html, [paper.get("notes", "").strip()])
     return summary
 
 
@@ -569,7 +575,8 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                 records.append(row)
     tidy = pd.DataFrame(records)
     write_text(out.csv, tidy.to_csv(index=False, float_format="%.6g"))
-    for latex, target in ((False, out.md), (True, out.tex)):
+    wides = {}
+    for latex in (False, True):
         cells = []
         for _, r in tidy.iterrows():
             cell = {"attacker bal.": str(r["attacker_balanced"]), "augment bal.": str(r["augment_balanced"]),
@@ -587,22 +594,24 @@ def table_leakage(dataset_files: dict[str, str], model_files: list[tuple[dict, s
                                                  if math.isnan(r["min_delta_f1"]) else f"{r['min_delta_f1']:.2f}")
             cell["majority"] = f"{r['majority']:.2f}" if r["attacker"] == "unbalanced" else "50 (folded)"
             cells.append(cell)
-        wide = pd.DataFrame(cells).set_index("attacker bal.")
-        caption = (f"COCO gender leakage (%), mean ± std over attacker rounds (and seeds) [paper value, difference]; "
-                   f"min. bias ampl. = min over augmentations of model − dataset leakage ({scale} scale). "
-                   f"Paper: {paper['table']}.")
-        notes = [paper.get("notes", "").strip(),
-                 "† the paper prints a value that its own columns contradict; the bracket holds the value recomputed "
-                 "from the printed columns (see config/paper_values.yaml).",
-                 "majority: share of the majority gender in test (an always-'man' attacker scores it)."]
-        if f1_curves:
-            notes.append(_f1_note(tidy, augs, curves))
-        from debias.tables import to_latex, to_markdown
+        wides[latex] = pd.DataFrame(cells).set_index("attacker bal.")
+    from debias.tables import cells_caption, write_tables
 
-        if latex:
-            write_text(target, to_latex(wide, caption + " " + " ".join(notes[1:]), "tab:coco_leakage"))
-        else:
-            write_text(target, f"{caption}\n\n" + to_markdown(wide) + "".join(f"\n{n}\n" for n in notes))
+    scores = tidy[[f"{a}_n" for a in augs]].to_numpy().ravel()
+    refs = tidy[[f"{c}_paper" for c in ["dataset", *augs]]].to_numpy().ravel()
+    caption = (f"COCO gender leakage (%), "
+               f"{cells_caption(scores, refs, units=('attacker score', 'attacker scores (rounds × seeds)'))}; "
+               f"min. bias ampl. = min over augmentations of model − dataset leakage ({scale} scale). "
+               f"Paper: {paper['table']}.")
+    notes = [paper.get("notes", "").strip(),
+             "† the paper prints a value that its own columns contradict; the bracket holds the value recomputed "
+             "from the printed columns (see config/paper_values.yaml).",
+             "majority: share of the majority gender in test (an always-'man' attacker scores it; so does any "
+             "attacker of a model that predicts the same for every image)."]
+    if f1_curves:
+        notes.append(_f1_note(tidy, augs, curves))
+    write_tables(wides[False], caption, "tab:coco_leakage", out.md, out.tex, out.html, notes,
+                 latex_wide=wides[True], latex_notes=notes[1:])
     return tidy
 
 
@@ -623,7 +632,10 @@ def _f1_note(tidy, augs: list[str], curves: dict[str, dict]) -> str:
 
 def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> None:
     """Model leakage and bias amplification vs split (γ = 1, 2, 3, no balance), unbalanced attacker, random
-    pairs; one line per augmentation, dataset leakage in black."""
+    pairs; one line per augmentation, dataset leakage in black. The test majority rate, the leakage an attacker gets
+    from a model that predicts the same for every image, is drawn as a reference (and, on the right, the Δ such a
+    model gets); a model at it (mean within 0.05 points, std at most 0.05) is ringed: its "amplification" is the
+    majority rate minus the dataset leakage, not learnt bias."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -635,10 +647,15 @@ def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> Non
     xs_order = [s for s in ("gamma1", "gamma2", "gamma3", "none") if s in set(d["split"])]
     d = d.set_index("split").loc[xs_order]
     x = np.arange(len(xs_order))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.0))
+    majority = d["majority"].to_numpy(dtype=float)
+    axes[0].plot(x, majority, color="grey", ls=":", lw=1.5, label="majority rate: a constant\npredictor's leakage")
+    axes[1].plot(x, majority - d["dataset_mean"].to_numpy(dtype=float), color="grey", ls=":", lw=1.5,
+                 label="Δ of a constant predictor")
     axes[0].plot(x, d["dataset_mean"], "k-o", label="dataset")
     if d["dataset_paper"].notna().any():
         axes[0].plot(x, d["dataset_paper"], "k--", lw=1)
+    constant = [[], []]  # (x, leakage) and (x, Δ) of every model at the majority rate
     for aug in augs:
         bars = axes[0].errorbar(x, d[f"{aug}_mean"], yerr=d[f"{aug}_std"].fillna(0), marker="o", capsize=3,
                                 label=AUG_NAMES.get(aug, aug))
@@ -647,15 +664,26 @@ def figure_leakage(tidy, augs: list[str], scale: str, outputs: list[str]) -> Non
         if d[f"{aug}_paper"].notna().any():
             axes[0].plot(x, d[f"{aug}_paper"], ls="--", lw=1, color=color)
             axes[1].plot(x, d[f"{aug}_paper"] - d["dataset_paper"], ls="--", lw=1, color=color)
+        mean, std = d[f"{aug}_mean"].to_numpy(dtype=float), d[f"{aug}_std"].fillna(0).to_numpy(dtype=float)
+        at = (np.abs(mean - majority) <= 0.05) & (std <= 0.05)
+        constant[0] += [(xi, m) for xi, m in zip(x[at], mean[at])]
+        constant[1] += [(xi, v) for xi, v in zip(x[at], d[f"{aug}_delta"].to_numpy(dtype=float)[at])]
+    for ax, points in zip(axes, constant):
+        if points:
+            ax.scatter(*zip(*points), s=160, facecolors="none", edgecolors="k", lw=1.2, zorder=4,
+                       label="model at the majority rate")
     axes[1].axhline(0, color="grey", lw=0.8)
     for ax, ylabel in zip(axes, ("leakage (%)", "bias amplification Δ (points)")):
         ax.set_xticks(x, [SPLIT_NAMES[s] for s in xs_order])
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"COCO gender leakage vs training split, unbalanced attacker ({scale} scale; dashed: paper)",
-                 fontsize=10)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    extra = [(h, lb) for h, lb in zip(*axes[1].get_legend_handles_labels()) if lb.startswith("Δ of")]
+    fig.legend([h for h, _ in [*zip(handles, labels), *extra]], [lb for _, lb in [*zip(handles, labels), *extra]],
+               fontsize=8, loc="center left", bbox_to_anchor=(0.76, 0.5), frameon=False)
+    fig.suptitle(f"COCO gender leakage vs training split, unbalanced attacker ({scale} scale; dashed: paper;\n"
+                 "ringed: a model that predicts the same for every image, whose Δ is not learnt bias)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.76, 1))
     save_figure(fig, outputs)
     plt.close(fig)
 
@@ -706,6 +734,6 @@ def figure_f1_curves(curve_files: dict[str, str], model_files: list[tuple[dict, 
     fig.legend(handles=lines + handles, fontsize=7, loc="center right")
     fig.suptitle(f"COCO: dataset leakage of flipped ground truth vs label F1 (lines) and the models (points), "
                  f"{scale} scale", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 0.78, 1))
+    fig.tight_layout(rect=(0, 0, 0.76, 1))
     save_figure(fig, outputs)
     plt.close(fig)

@@ -39,6 +39,8 @@ NOT_COMPARABLE = {
     "mini": "not directly comparable: mini scale (digits pasted on drawn land / water textures, a few hundred "
             "images, a small ResNet from scratch, a short schedule)",
     "full": None,
+    "custom": "not directly comparable: a custom protocol (it differs from config/config.yaml; the run's Snakemake "
+              "log names the keys)",
 }
 
 
@@ -57,16 +59,18 @@ def prepare(section: dict[str, Any], data_out: str, recipe_out: str, threads: in
 # -- train --------------------------------------------------------------------------------------------------
 
 
-def make_backbone(model_cfg: dict[str, Any]):
-    """ResNet-50 (ImageNet weights) or the mini small ResNet, 2 outputs, ImageNet normalisation of [0, 1] input
-    in front of the features (the engine feeds uint8 images as float in [0, 1])."""
+def make_backbone(model_cfg: dict[str, Any], weights_file: str | None = None):
+    """ResNet-50 (from the weights file ``weights_file`` that ``model.weights`` names, or random) or the mini small
+    ResNet, 2 outputs, ImageNet normalisation of [0, 1] input in front of the features (the engine feeds uint8
+    images as float in [0, 1])."""
     from torch import nn
 
     from debias.data.image_pipeline import IMAGENET_MEAN, IMAGENET_STD
+    from debias.data.pretrained import job_file
     from debias.models import Normalize, resnet50_backbone, small_resnet_backbone
 
     if model_cfg["arch"] == "resnet50":
-        backbone = resnet50_backbone(2, model_cfg.get("weights"))
+        backbone = resnet50_backbone(2, job_file(model_cfg, weights_file, "waterbirds.model.weights"))
     else:
         backbone = small_resnet_backbone(2, model_cfg.get("widths", (8, 16, 32)))
     backbone.features = nn.Sequential(Normalize(IMAGENET_MEAN, IMAGENET_STD), backbone.features)
@@ -84,8 +88,9 @@ def train_counts(splits) -> dict[int, float]:
 
 
 def train(*, hparams, model, train_cfg, row: str, epsilon_percentile: float | None, seeds, data: str,
-          metrics, models, states, device) -> None:
-    """Train ``row`` (with ``epsilon_percentile`` replacing its own, for the fisher_flat sweep) for every seed."""
+          metrics, models, states, device, weights_file: str | None = None) -> None:
+    """Train ``row`` (with ``epsilon_percentile`` replacing its own, for the fisher_flat sweep) for every seed;
+    ``weights_file``: the pretrained file ``model.weights`` names (debias.data.pretrained), None from scratch."""
     from debias.methods.fisher import split_traces
 
     dev = resolve_device(device)
@@ -108,7 +113,7 @@ def train(*, hparams, model, train_cfg, row: str, epsilon_percentile: float | No
     runs = [RunOutputs(seed=int(s), metrics=Path(mo), model=Path(md), state=Path(st))
             for s, mo, md, st in zip(seeds, metrics, models, states, strict=True)]
     train_cell(experiment="waterbirds", variant=variant, row=row, hparams=hp, train_cfg=train_cfg, splits=splits,
-               make_backbone=lambda: make_backbone(model), model_cfg=model, runs=runs,
+               make_backbone=lambda: make_backbone(model, weights_file), model_cfg=model, runs=runs,
                data_sha256=data_hashes({"data": data}), device=dev, group_names=GROUP_NAMES, progress=False,
                group_weights=weights, extra_record=traces)
 
@@ -201,20 +206,20 @@ def aggregate(metric_files: list[str], paper_file: str, rows: list[str], scale: 
     summary = summary_table(runs, paper, scale)
     write_text(out.csv, summary.to_csv(index=False, float_format="%.6g"))
     note = NOT_COMPARABLE[scale]
-    caption = (f"Waterbirds ({scale} scale), test accuracy (%), mean ± std over seeds [paper value, difference]. "
+    from debias.tables import cells_caption, write_tables
+
+    caption = (f"Waterbirds ({scale} scale), test accuracy (%), {cells_caption(summary['n_seeds'], summary['paper'])}. "
                "Avg = group accuracies weighted by the training split's group sizes (the paper's 'Avg'); "
                "Accuracy = plain test accuracy; Worst = lowest group accuracy. Each row names its model-selection "
                f"rule. Paper: {paper['table']}." + (f" Paper values {note}." if note else ""))
-    from debias.tables import to_latex, to_markdown
-
-    write_text(out.md, f"{caption}\n\n" + to_markdown(wide_cells(summary)))
-    write_text(out.tex, to_latex(wide_cells(summary, latex=True), caption, "tab:waterbirds"))
+    write_tables(wide_cells(summary), caption, "tab:waterbirds", out.md, out.tex, out.html,
+                 latex_wide=wide_cells(summary, latex=True))
     group_figure(runs, scale, [out.png, out.pdf])
     return summary
 
 
 def group_figure(runs, scale: str, outputs) -> None:
-    """Per-group test accuracy (mean ± std over seeds) of every table row."""
+    """Per-group test accuracy (mean ± std over seeds) of every table row; the error bars clipped to [0, 100]."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,14 +242,17 @@ def group_figure(runs, scale: str, outputs) -> None:
         mean = d[cols].mean().to_numpy()
         std = d[cols].std(ddof=1).fillna(0).to_numpy() if len(d) > 1 else np.zeros(len(cols))
         at = x + (i - (len(labels) - 1) / 2) * width
-        ax.bar(at, mean, width, yerr=std, capsize=2, color=colors[i], label=f"{label} (n={len(d)})")
+        # an accuracy lies in [0, 100]: so do the bars
+        err = [np.clip(np.minimum(std, mean), 0, None), np.clip(np.minimum(std, 100 - mean), 0, None)]
+        ax.bar(at, mean, width, yerr=err, capsize=2, color=colors[i], label=f"{label} (n={len(d)})")
         for xi, m in zip(at, mean):
             if m < 1:  # a bar this low cannot be seen: its value is written where it would stand
                 ax.text(xi, 1, f"{m:.0f}", ha="center", va="bottom", fontsize=7, color=colors[i], fontweight="bold")
     ax.set_xticks(x, [g.replace("_", "\non ") for g in groups] + ["worst\ngroup"], fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"Waterbirds ({scale} scale): test accuracy per group, mean ± std over seeds", fontsize=10)
+    ax.set_title(f"Waterbirds ({scale} scale): test accuracy per group, mean ± std over seeds\n"
+                 "(error bars clipped to 0–100 %)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
@@ -278,6 +286,26 @@ def trace_stats(metric_files: list[str]):
     return stats, holds, values, groups
 
 
+def traces_table(stats, scale: str, out) -> None:
+    """The per-group trace statistics as Markdown, LaTeX and HTML (``out.md``, ``tex``, ``html``)."""
+    import pandas as pd
+
+    from debias.tables import write_tables
+
+    first = stats.iloc[0]
+    wide = pd.DataFrame({"group": [g.replace("_", " on ") + (" (minority)" if m else "") for g, m in
+                               zip(stats["group"], stats["minority"])],
+                     "n": stats["n"].astype(int).astype(str),
+                     **{col: [f"{v:.3g}" for v in stats[col]] for col in ("median", "q25", "q75", "mean")}})
+    wide = wide.set_index("group")
+    verdict = "holds" if first["premise_holds"] else "does not hold"
+    caption = (f"Waterbirds ({scale} scale): per-sample Fisher traces (last layer) of the {first['rows']} model "
+               f"({RULE_LABELS.get(first['selection'], first['selection'])}) on the training split, by group, pooled "
+               f"over {first['seeds']} seed(s): median, quartiles and mean. The paper's premise (every minority "
+               f"group's median above every majority group's) {verdict} in this run. The paper prints no values.")
+    write_tables(wide, caption, "tab:waterbirds_traces", out.md, out.tex, out.html)
+
+
 def traces_figure(metric_files: list[str], scale: str, out) -> bool:
     """Box plots of the ERM model's per-sample traces on the training split by group (log scale), the verdict
     on the paper's premise in the title; the per-group numbers to a CSV. Returns the verdict."""
@@ -296,6 +324,7 @@ def traces_figure(metric_files: list[str], scale: str, out) -> bool:
     stats["seeds"] = len(metric_files)
     stats["premise_holds"] = holds
     write_text(out.csv, stats.to_csv(index=False, float_format="%.6g"))
+    traces_table(stats, scale, out)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     floor = max(values[values > 0].min(), 1e-8) if (values > 0).any() else 1e-8
     data = [np.clip(values[groups == g], floor, None) for g in GROUP_NAMES]
