@@ -83,6 +83,6 @@ def test_selection_never_picks_an_epoch_the_method_does_not_allow(prepared, tmp_
                         raising=False)
     got, _ = run(prepared, tmp_path / "without")
     assert got["history"] == ref["history"]
-    f1 = {h["epoch"]: h["val_macro_f1"] for h in got["history"] if h["epoch"] != taken}
+    f1 = {h["epoch"]: h["val"]["macro_f1"] for h in got["history"] if h["epoch"] != taken}
     assert got["selected"]["epoch"] == max(f1, key=lambda e: (f1[e], e))
-    assert got["selected"]["val_macro_f1"] == f1[got["selected"]["epoch"]]
+    assert got["selected"]["score"] == f1[got["selected"]["epoch"]]

@@ -21,18 +21,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from debias.engine import (
-    RunSpec, _check_finite, _rng_state, _set_rng_state, epoch_indices, epoch_order, evaluate, load_state,
-    reset_peak_memory, run_length, run_record, select_and_evaluate,
-)
-from debias.io import torch_save
+from debias.engine import RunSpec, epoch_indices, epoch_order, train_runs
 from debias.methods.base import Method
 
 log = logging.getLogger(__name__)
@@ -181,26 +176,41 @@ def epoch_member_indices(members: list[Method], specs: list[RunSpec], n: int, ba
     yield from (torch.stack(step) for step in zip(*streams))
 
 
-def epoch_means(specs: list[RunSpec], epoch: int, steps_per_epoch: int,
-                step_logs: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
-    """Each run's epoch mean of every logged value (a value of shape [N] per step, or one shared by every run),
-    computed for all runs at once; a NaN or Inf stops training as ``engine.fit`` does, naming the run and the step."""
-    N = len(specs)
-    logs = {k: torch.stack([s[k].float().reshape(-1) for s in step_logs]) for k in step_logs[0]}  # [steps, N or 1]
-    finite = torch.stack([torch.isfinite(v).all(dim=0).expand(N) for v in logs.values()]).all(dim=0).tolist()
-    for i, ok in enumerate(finite):
-        if not ok:
-            _check_finite(specs[i], epoch, steps_per_epoch,
-                          [{k: v[j, min(i, v.shape[1] - 1)] for k, v in logs.items()} for j in range(len(step_logs))])
-    means = {k: v.mean(dim=0).tolist() for k, v in logs.items()}
-    return [{k: m[min(i, len(m) - 1)] for k, m in means.items()} for i in range(N)]
+class BatchedRuns:
+    """N runs trained as one batched method, as the engine's loop sees them (``engine.train_runs``; the one-run
+    case is ``engine.SingleRun``)."""
+
+    def __init__(self, batched: Method, members: list[Method], member_splits, specs: list[RunSpec]):
+        self.batched, self.members, self.member_splits, self.specs = batched, members, member_splits, specs
+        self.train = StackedSplits([s["train"] for s in member_splits])
+        self.n, self.n_runs = self.train.n, len(members)
+        self.device = self.train.which.device
+
+    @property
+    def hooks(self) -> Method:
+        return self.batched
+
+    def attach(self) -> None:
+        attach(self.batched, self.members, self.member_splits)
+
+    def batches(self, epoch: int, steps: int):
+        for idx in epoch_member_indices(self.members, self.specs, self.n, self.specs[0].batch_size, epoch, steps,
+                                        self.device):
+            yield self.train.batch(idx)
+
+    def update(self, batch):
+        return self.batched.update(batch)
+
+    def member(self, i: int) -> Method:
+        """Run i's own method, holding its current weights."""
+        return load_member(self.batched, self.members[i], i)
 
 
 def fit_batched(batched: Method, members: list[Method], member_splits: list[dict[str, dict[str, torch.Tensor]]],
                 specs: list[RunSpec], state_path, fingerprint: str) -> list[dict[str, Any]]:
-    """Train the runs of ``specs`` as one batched method; the same results per run as ``engine.fit`` (selection by
-    ``last`` only), each member's metrics from ``members[i]`` holding its final weights. The resumable state of the
-    whole batch lives in ``state_path``."""
+    """Train the runs of ``specs`` as one batched method through the engine's loop; the same results per run as
+    ``engine.fit`` (selection by ``last`` only), each member's metrics from ``members[i]`` holding its final
+    weights. The resumable state of the whole batch lives in ``state_path``."""
     first = specs[0]
     shared = ("epochs", "max_steps", "batch_size", "eval_every", "select", "channels_last", "eval_splits")
     for s in specs[1:]:
@@ -209,60 +219,5 @@ def fit_batched(batched: Method, members: list[Method], member_splits: list[dict
             raise ValueError(f"batched runs {first.run_id} and {s.run_id} differ in {diff}")
     if first.select != ("last",):
         raise ValueError(f"batched runs select by 'last' only; run {first.run_id} selects by {list(first.select)}")
-    train = StackedSplits([s["train"] for s in member_splits])
-    n, bs, N = train.n, first.batch_size, len(specs)
-    steps_per_epoch, total_steps, epochs = run_length(first, n)
-    device = train.which.device
-    eval_names = [k for k in member_splits[0] if first.eval_splits is None or k in first.eval_splits]
-    attach(batched, members, member_splits)
-
-    start_epoch, histories, elapsed = 0, [[] for _ in specs], 0.0
-    state = load_state(state_path, fingerprint, f"batch of runs from {first.run_id}")
-    if state is not None:
-        batched.load_state_dict(state["method"])
-        _set_rng_state(state["rng"])
-        start_epoch, histories, elapsed = state["epoch"], state["histories"], state["elapsed_s"]
-        log.info("batch of %d runs from %s: resumed from %s at epoch %d", N, first.run_id, state_path, start_epoch)
-    reset_peak_memory(device)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, desc=f"{first.run_id} (+{N - 1} batched)",
-               disable=not first.progress, mininterval=2.0, unit="step", dynamic_ncols=True)
-    batched.train(True)
-    last_save, t0 = time.monotonic(), time.monotonic()
-    for epoch in range(start_epoch, epochs):
-        epoch_logs = dict(batched.on_epoch_start(epoch, epochs, steps_per_epoch))
-        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-        step_logs = []
-        for idx in epoch_member_indices(members, specs, n, bs, epoch, steps, device):
-            step_logs.append(batched.update(train.batch(idx)))
-            bar.update(1)
-        epoch_logs.update(batched.on_epoch_end(epoch))
-        means = epoch_means(specs, epoch, steps_per_epoch, step_logs)
-        for i, spec in enumerate(specs):
-            entry = {"epoch": epoch + 1, **epoch_logs, **means[i]}
-            if spec.eval_every and (epoch + 1) % spec.eval_every == 0 and epoch + 1 != epochs:
-                load_member(batched, members[i], i)
-                for name in eval_names:
-                    entry[name] = evaluate(members[i], member_splits[i][name], spec.eval_batch_size,
-                                           spec.group_names, spec.channels_last, spec.group_weights)
-            histories[i].append(entry)
-        if epoch + 1 == epochs or time.monotonic() - last_save >= first.checkpoint_every_s:
-            torch_save({"run_ids": [s.run_id for s in specs], "fingerprint": fingerprint, "epoch": epoch + 1,
-                        "method": batched.state_dict(), "rng": _rng_state(), "histories": histories,
-                        "elapsed_s": elapsed + time.monotonic() - t0}, state_path)
-            last_save = time.monotonic()
-    bar.close()
-    train_time = elapsed + time.monotonic() - t0
-    steps_done = total_steps - min(start_epoch * steps_per_epoch, total_steps)
-    steps_per_s = steps_done / max(time.monotonic() - t0, 1e-9)
-    out = []
-    for i, spec in enumerate(specs):
-        load_member(batched, members[i], i)
-        selections = select_and_evaluate(members[i], member_splits[i], spec, {}, epochs, total_steps)
-        if histories[i]:
-            histories[i][-1].update(selections["last"]["metrics"])
-        out.append(run_record(selections, "last", histories[i], total_steps, train_time, steps_per_s, device,
-                              start_epoch))
-    return out
+    return train_runs(BatchedRuns(batched, members, member_splits, specs), member_splits, specs, state_path,
+                      fingerprint)

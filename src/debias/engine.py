@@ -17,6 +17,7 @@ weights are evaluated on every split; the first rule's are the run's result (and
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,14 @@ class RunSpec:
     channels_last: bool = False  # feed image batches in channels-last layout (faster convolutions on CPU)
     select: tuple[str, ...] = ("last",)  # selection rules (SELECTION_RULES); the first one is the run's result
     eval_splits: tuple[str, ...] | None = None  # splits evaluated every eval_every epochs (None: all)
+    final_splits: tuple[str, ...] | None = None  # splits evaluated with each rule's weights at the end (None: all)
+    # the task's ways, where they are not the defaults: a training batch smaller than ``min_batch`` is skipped (e.g.
+    # 2: batch norm cannot train on one image); ``train_view`` makes a training batch's x from the stored x (e.g. a
+    # random crop and flip of uint8 images; default: uint8 to float in [0, 1]); ``evaluate(method, split)`` gives a
+    # split's metrics (default: single-label accuracy, per group where the split has groups)
+    min_batch: int = 1
+    train_view: Any = None
+    evaluate: Any = None
 
 
 # what each rule maximises over the evaluated epochs, from the validation metrics of an epoch
@@ -61,16 +70,19 @@ SELECTION_RULES = {
     "last": None,
     "val_average": "plain validation accuracy (group_DRO's --save_best for ERM), ties to the earlier epoch",
     "val_worst_group": "validation worst-group accuracy, ties to the earlier epoch",
+    "val_macro_f1": "best val macro-F1 (threshold 0.5), ties to the later epoch",
 }
+# rule -> (the validation metric it maximises, whether a tie goes to the later epoch). COCO's macro-F1 is often 0
+# for several epochs at mini scale, and Wang et al.'s selection keeps the later of equal epochs.
+SELECTION_METRICS = {"val_average": ("accuracy", False), "val_worst_group": ("worst_group_accuracy", False),
+                     "val_macro_f1": ("macro_f1", True)}
 
 
 def selection_score(rule: str, val_metrics: dict[str, float]) -> float:
     """The number ``rule`` maximises, from one epoch's validation metrics."""
-    if rule == "val_average":
-        return float(val_metrics["accuracy"])
-    if rule == "val_worst_group":
-        return float(val_metrics["worst_group_accuracy"])
-    raise ValueError(f"selection rule {rule!r} has no score; expected one of {', '.join(SELECTION_RULES)}")
+    if rule not in SELECTION_METRICS:
+        raise ValueError(f"selection rule {rule!r} has no score; expected one of {', '.join(SELECTION_RULES)}")
+    return float(val_metrics[SELECTION_METRICS[rule][0]])
 
 
 def check_selection(spec: "RunSpec", splits: dict, method: Method, epochs: int) -> None:
@@ -105,7 +117,8 @@ def update_best(best: dict[str, dict[str, Any]], select: tuple[str, ...], epoch:
         if rule == "last":
             continue
         score = selection_score(rule, val_metrics)
-        if rule not in best or score > best[rule]["score"]:
+        later = SELECTION_METRICS[rule][1]
+        if rule not in best or score > best[rule]["score"] or (later and score == best[rule]["score"]):
             if snapshot is None:
                 snapshot = {k: v.detach().to("cpu", copy=True) for k, v in model_state().items()}
             best[rule] = {"score": score, "epoch": epoch, "state": snapshot}
@@ -120,13 +133,20 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def make_batch(split: dict[str, torch.Tensor], idx: torch.Tensor, channels_last: bool = False):
-    """Index every field; ``x`` stored as uint8 is converted to float in [0, 1]."""
-    batch = {k: v[idx] for k, v in split.items()}
-    if batch["x"].dtype == torch.uint8:
-        batch["x"] = batch["x"].float().div_(255.0)
-    if channels_last and batch["x"].dim() == 4:
-        batch["x"] = batch["x"].contiguous(memory_format=torch.channels_last)
+def make_batch(split: dict[str, torch.Tensor], idx: torch.Tensor, channels_last: bool = False, view=None):
+    """Index every field; ``x`` stored as uint8 is converted to float in [0, 1], or made by ``view`` from the stored
+    x. A split whose ``x`` is shared with others (COCO's γ-subsets of the train images) says which of its rows are
+    the split's in ``x_rows``."""
+    batch = {k: v[idx] for k, v in split.items() if k not in ("x", "x_rows")}
+    x = split["x"][split["x_rows"][idx]] if "x_rows" in split else split["x"][idx]
+    if view is not None:
+        batch["x"] = view(x)
+        return batch
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    batch["x"] = x
     return batch
 
 
@@ -155,7 +175,8 @@ def epoch_batches(method: Method, split, spec: "RunSpec", epoch: int, steps: int
     """The batches of one epoch (``epoch_indices``), every field indexed."""
     n, device = split["y"].shape[0], split["y"].device
     for idx in epoch_indices(method, n, spec.batch_size, spec.seed, epoch, steps, device):
-        yield make_batch(split, idx, spec.channels_last)
+        if idx.numel() >= spec.min_batch:
+            yield make_batch(split, idx, spec.channels_last, spec.train_view)
 
 
 @torch.no_grad()
@@ -166,6 +187,13 @@ def evaluate(method: Method, split: dict[str, torch.Tensor], batch_size: int, gr
     preds = [predicted_labels(method.predict(b["x"])) for b in batches(split, order, batch_size, channels_last)]
     method.train(True)
     return classification_metrics(torch.cat(preds), split["y"], split.get("group"), group_names, group_weights)
+
+
+def evaluate_split(method: Method, split: dict[str, torch.Tensor], spec: RunSpec) -> dict[str, Any]:
+    """A split's metrics as the run's task computes them (``spec.evaluate``), by default ``evaluate``'s."""
+    if spec.evaluate is not None:
+        return spec.evaluate(method, split)
+    return evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last, spec.group_weights)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -222,9 +250,172 @@ def run_record(selections: dict[str, dict[str, Any]], first_rule: str, history: 
     }
 
 
-def _check_finite(spec: RunSpec, epoch: int, steps_per_epoch: int, logs: list[dict[str, torch.Tensor]]) -> None:
-    for key in logs[0]:
-        values = torch.stack([step[key].float().reshape(()) for step in logs])
+class SingleRun:
+    """One run as the loop sees it (``Trainee``): a method, its splits and its spec. ``BatchedRuns``
+    (``debias.batched``) is the same interface for N runs trained as one batched model."""
+
+    def __init__(self, method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpec):
+        self.method, self.splits, self.spec = method, splits, spec
+        self.n = splits["train"]["y"].shape[0]
+
+    n_runs = 1
+
+    def attach(self) -> None:
+        self.method.attach(self.splits)
+
+    def batches(self, epoch: int, steps: int):
+        return epoch_batches(self.method, self.splits["train"], self.spec, epoch, steps)
+
+    def update(self, batch):
+        return self.method.update(batch)
+
+    def member(self, i: int) -> Method:
+        return self.method
+
+    @property
+    def hooks(self) -> Method:
+        """The method whose epoch hooks and modes the loop calls."""
+        return self.method
+
+
+def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpec) -> dict[str, Any]:
+    """Train ``method`` on ``splits['train']``; return final metrics, history and timings."""
+    missing = [k for k in method.needs if k not in splits["train"]]
+    if missing:
+        raise KeyError(f"method {method.name!r} needs batch fields {missing}; this dataset supplies "
+                       f"{sorted(k for k in splits['train'] if k != 'x_rows')}")
+    return train_runs(SingleRun(method, splits, spec), [splits], [spec], spec.state_path, spec.fingerprint)[0]
+
+
+STATE_FORMAT = 2  # of the resumable state train_runs saves; a state of another format is not resumed
+
+
+def train_runs(trainee, member_splits: list[dict[str, dict[str, torch.Tensor]]], specs: list[RunSpec],
+               state_path: Path, fingerprint: str) -> list[dict[str, Any]]:
+    """THE epoch loop: train the ``trainee``'s runs (one method, or N runs as one batched model) for their length,
+    evaluating and selecting per run, saving the resumable state of all of them in ``state_path``; one
+    ``run_record`` per run, the trainee's ``member(i)`` left holding run i's selected weights."""
+    first = specs[0]
+    n, N = trainee.n, len(specs)
+    steps_per_epoch, total_steps, epochs = run_length(first, n)
+    device = member_splits[0]["train"]["y"].device
+    for spec, splits in zip(specs, member_splits):
+        check_selection(spec, splits, trainee.member(0), epochs)
+    selecting = any(r != "last" for r in first.select)
+    eval_names = [k for k in member_splits[0] if first.eval_splits is None or k in first.eval_splits]
+    trainee.attach()
+
+    label = first.run_id if N == 1 else f"{first.run_id} (+{N - 1} batched)"
+    start_epoch, histories, elapsed, best = 0, [[] for _ in specs], 0.0, [{} for _ in specs]
+    state = load_state(state_path, fingerprint, label)
+    if state is not None and state.get("format") != STATE_FORMAT:
+        log.warning("%s: saved state %s has another format; starting afresh", label, state_path)
+        state = None
+    if state is not None:
+        trainee.hooks.load_state_dict(state["method"])
+        _set_rng_state(state["rng"])
+        start_epoch, histories, elapsed, best = state["epoch"], state["histories"], state["elapsed_s"], state["best"]
+        log.info("%s: resumed from %s at epoch %d", label, state_path, start_epoch)
+    reset_peak_memory(device)
+
+    from tqdm import tqdm
+
+    # a bar only on a terminal; a job's log gets one line per epoch (``log_epoch``)
+    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, desc=label, mininterval=2.0, unit="step",
+               disable=not (first.progress and sys.stderr.isatty()), dynamic_ncols=True)
+    trainee.hooks.train(True)
+    last_save = t0 = time.monotonic()
+    examples = 0
+    for epoch in range(start_epoch, epochs):
+        t_epoch = time.monotonic()
+        epoch_logs = dict(trainee.hooks.on_epoch_start(epoch, epochs, steps_per_epoch))
+        step_logs = []
+        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        for batch in trainee.batches(epoch, steps):
+            step_logs.append(trainee.update(batch))
+            examples += batch["y"].shape[0]
+            bar.update(1)
+        means = epoch_means(specs, epoch, steps_per_epoch, step_logs)
+        epoch_logs.update(trainee.hooks.on_epoch_end(epoch))
+        last = epoch + 1 == epochs
+        # a selecting run evaluates its last epoch here too (a candidate like any other)
+        due = first.eval_every and (epoch + 1) % first.eval_every == 0 and (selecting or not last)
+        for i, spec in enumerate(specs):
+            entry = {"epoch": epoch + 1, **epoch_logs, **means[i]}
+            if due:
+                member = trainee.member(i)
+                for name in eval_names:
+                    entry[name] = evaluate_split(member, member_splits[i][name], spec)
+                if selecting and member.selectable(epoch + 1):
+                    update_best(best[i], spec.select, epoch + 1, entry["val"], member.modules.state_dict)
+            histories[i].append(entry)
+        log_epoch(label, epoch, epochs, histories, time.monotonic() - t_epoch,
+                  (time.monotonic() - t0) / (epoch + 1 - start_epoch))
+        bar.set_postfix({k: f"{v:.4g}" for k, v in {**epoch_logs, **means[0]}.items()}, refresh=False)
+        if last or time.monotonic() - last_save >= first.checkpoint_every_s:
+            torch_save({"format": STATE_FORMAT, "run_ids": [s.run_id for s in specs], "fingerprint": fingerprint,
+                        "epoch": epoch + 1, "method": trainee.hooks.state_dict(), "rng": _rng_state(),
+                        "histories": histories, "best": best, "elapsed_s": elapsed + time.monotonic() - t0},
+                       state_path)
+            last_save = time.monotonic()
+    bar.close()
+    run_time = time.monotonic() - t0
+    train_time = elapsed + run_time
+    steps_done = total_steps - min(start_epoch * steps_per_epoch, total_steps)
+    out = []
+    for i, spec in enumerate(specs):
+        member = trainee.member(i)
+        selections = select_and_evaluate(member, member_splits[i], spec, best[i], epochs, total_steps)
+        if histories[i] and not selecting:
+            histories[i][-1].update(selections[spec.select[0]]["metrics"])
+        record = run_record(selections, spec.select[0], histories[i], total_steps, train_time,
+                            steps_done / max(run_time, 1e-9), device, start_epoch)
+        record["examples_per_s"] = examples / N / max(run_time, 1e-9)
+        out.append(record)
+    return out
+
+
+def log_epoch(label: str, epoch: int, epochs: int, histories: list[list[dict[str, Any]]], epoch_s: float,
+              mean_epoch_s: float) -> None:
+    """One flushed line per epoch in the job's log: where the run is, its logged values (the mean over the runs of a
+    batch), its validation metrics where evaluated, the epoch's time and the estimated time left."""
+    entries = [h[-1] for h in histories]
+    values = {k: sum(e[k] for e in entries) / len(entries) for k, v in entries[0].items()
+              if k != "epoch" and isinstance(v, (int, float))}
+    val = entries[0].get("val", {})
+    shown = {k: val[k] for k in ("accuracy", "worst_group_accuracy", "macro_f1") if k in val}
+    left = mean_epoch_s * (epochs - epoch - 1)
+    log.info("%s: epoch %d/%d %s%s (%.1f s; about %s left)", label, epoch + 1, epochs,
+             " ".join(f"{k} {v:.4g}" for k, v in values.items()),
+             "".join(f" val {k} {v:.4g}" for k, v in shown.items()), epoch_s, _duration(left))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def epoch_means(specs: list[RunSpec], epoch: int, steps_per_epoch: int,
+                step_logs: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
+    """Each run's epoch mean of every logged value (a value of shape [N] per step, or one shared by every run),
+    computed for all runs at once; a NaN or Inf stops training naming the run, the epoch and the step."""
+    N = len(specs)
+    if not step_logs:
+        return [{} for _ in specs]
+    logs = {k: torch.stack([s[k].float().reshape(-1) for s in step_logs]) for k in step_logs[0]}  # [steps, N or 1]
+    finite = torch.stack([torch.isfinite(v).all(dim=0).expand(N) for v in logs.values()]).all(dim=0).tolist()
+    for i, ok in enumerate(finite):
+        if not ok:
+            _raise_non_finite(specs[i], epoch, steps_per_epoch,
+                              {k: v[:, min(i, v.shape[1] - 1)] for k, v in logs.items()})
+    means = {k: v.mean(dim=0).tolist() for k, v in logs.items()}
+    return [{k: m[min(i, len(m) - 1)] for k, m in means.items()} for i in range(N)]
+
+
+def _raise_non_finite(spec: RunSpec, epoch: int, steps_per_epoch: int, logs: dict[str, torch.Tensor]) -> None:
+    for key, values in logs.items():
         bad = (~torch.isfinite(values)).nonzero()
         if bad.numel():
             i = int(bad[0])
@@ -234,88 +425,13 @@ def _check_finite(spec: RunSpec, epoch: int, steps_per_epoch: int, logs: list[di
             )
 
 
-def fit(method: Method, splits: dict[str, dict[str, torch.Tensor]], spec: RunSpec) -> dict[str, Any]:
-    """Train ``method`` on ``splits['train']``; return final metrics, history and timings."""
-    train = splits["train"]
-    missing = [k for k in method.needs if k not in train]
-    if missing:
-        raise KeyError(f"method {method.name!r} needs batch fields {missing}; this dataset supplies {sorted(train)}")
-    n = train["y"].shape[0]
-    steps_per_epoch, total_steps, epochs = run_length(spec, n)
-    device = train["y"].device
-    check_selection(spec, splits, method, epochs)
-    selecting = any(r != "last" for r in spec.select)
-    eval_names = [k for k in splits if spec.eval_splits is None or k in spec.eval_splits]
-    method.attach(splits)
-
-    start_epoch, history, elapsed, best = 0, [], 0.0, {}
-    state = load_state(spec.state_path, spec.fingerprint, spec.run_id)
-    if state is not None:
-        method.load_state_dict(state["method"])
-        _set_rng_state(state["rng"])
-        start_epoch, history, elapsed = state["epoch"], state["history"], state["elapsed_s"]
-        best = state.get("best", {})
-        log.info("%s: resumed from %s at epoch %d", spec.run_id, spec.state_path, start_epoch)
-    reset_peak_memory(device)
-
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=total_steps, initial=start_epoch * steps_per_epoch, desc=spec.run_id,
-        disable=not spec.progress, mininterval=2.0, unit="step", dynamic_ncols=True,
-    )
-    method.train(True)
-    last_save = time.monotonic()
-    t0 = time.monotonic()
-    for epoch in range(start_epoch, epochs):
-        epoch_logs = dict(method.on_epoch_start(epoch, epochs, steps_per_epoch))
-        step_logs = []
-        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-        for batch in epoch_batches(method, train, spec, epoch, steps):
-            step_logs.append(method.update(batch))
-            bar.update(1)
-        _check_finite(spec, epoch, steps_per_epoch, step_logs)
-        epoch_logs.update(method.on_epoch_end(epoch))
-        for key in step_logs[0]:
-            epoch_logs[key] = torch.stack([s[key].float().reshape(()) for s in step_logs]).mean().item()
-        entry = {"epoch": epoch + 1, **epoch_logs}
-        last = epoch + 1 == epochs
-        # a selecting run evaluates its last epoch here too (a candidate like any other)
-        if spec.eval_every and ((epoch + 1) % spec.eval_every == 0) and (selecting or not last):
-            for name in eval_names:
-                entry[name] = evaluate(method, splits[name], spec.eval_batch_size, spec.group_names,
-                                       spec.channels_last, spec.group_weights)
-            if selecting and method.selectable(epoch + 1):
-                update_best(best, spec.select, epoch + 1, entry["val"], method.modules.state_dict)
-        history.append(entry)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in epoch_logs.items()}, refresh=False)
-        if last or time.monotonic() - last_save >= spec.checkpoint_every_s:
-            torch_save(
-                {
-                    "run_id": spec.run_id, "fingerprint": spec.fingerprint, "epoch": epoch + 1,
-                    "method": method.state_dict(), "rng": _rng_state(), "history": history,
-                    "elapsed_s": elapsed + time.monotonic() - t0, "best": best,
-                },
-                spec.state_path,
-            )
-            last_save = time.monotonic()
-    bar.close()
-    train_time = elapsed + time.monotonic() - t0
-    steps_done = total_steps - min(start_epoch * steps_per_epoch, total_steps)
-    selections = select_and_evaluate(method, splits, spec, best, epochs, total_steps)
-    if history and not selecting:
-        history[-1].update(selections[spec.select[0]]["metrics"])
-    return run_record(selections, spec.select[0], history, total_steps, train_time,
-                      steps_done / max(time.monotonic() - t0, 1e-9), device, start_epoch)
-
-
 def select_and_evaluate(method: Method, splits, spec: RunSpec, best: dict[str, dict[str, Any]], epochs: int,
                         total_steps: int) -> dict[str, dict[str, Any]]:
     """Every rule's weights evaluated on every split: {rule: {rule, epoch, step, score, description, metrics}}. The
     method is left holding the first rule's weights."""
     def run_eval():
-        return {name: evaluate(method, split, spec.eval_batch_size, spec.group_names, spec.channels_last,
-                               spec.group_weights) for name, split in splits.items()}
+        return {name: evaluate_split(method, split, spec) for name, split in splits.items()
+                if spec.final_splits is None or name in spec.final_splits}
 
     steps_per_epoch = -(-splits["train"]["y"].shape[0] // spec.batch_size)
     out = {}

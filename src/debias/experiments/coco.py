@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -30,8 +29,7 @@ from debias.data import coco
 from debias.data.image_pipeline import Pipeline
 from debias.devices import resolve_device
 from debias.experiments.coco_keys import f1_curve_key
-from debias.engine import (NonFiniteLoss, _rng_state, _set_rng_state, epoch_order, load_state, peak_memory_mb,
-                           require_selectable_epoch, reset_peak_memory)
+from debias.engine import RunSpec, fit, peak_memory_mb, reset_peak_memory
 from debias.io import read_json, sha256_file, torch_save, write_json
 from debias.leakage import AttackerConfig, f1_matched, flip_bits, leakage
 from debias.metrics import macro_f1, mean_average_precision
@@ -143,10 +141,21 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
         method = cls(make_backbone(model, len(lab["columns"]), weights_file), hp).to(dev)
         if train_cfg["channels_last"]:
             method.modules.to(memory_format=torch.channels_last)
-        method.attach({"train": {"y": y["train"][train_idx]}})
         fp = fingerprint(cls_name, hp, train_cfg, model, image, labels_sha, data_sha, split, seed, dev.type)
-        out = _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, Path(state_path), fp, run_id, progress)
-        method.modules.load_state_dict(out.pop("best_state"))
+        spec = RunSpec(run_id=run_id, seed=seed, epochs=hp["epochs"], batch_size=train_cfg["batch_size"],
+                       state_path=Path(state_path), eval_every=1, eval_splits=("val",), final_splits=(),
+                       checkpoint_every_s=train_cfg["checkpoint_every_s"], fingerprint=fp, progress=progress,
+                       select=("val_macro_f1",), min_batch=2, train_view=pipe.train_view,
+                       evaluate=lambda m, sp: {"macro_f1": macro_f1(
+                           split_logits(m, sp["x"], pipe, train_cfg["eval_batch_size"]).numpy() > 0,
+                           sp["y"].cpu().numpy())})
+        # the training split: the (γ-)subset's rows of the train images, which stay whole on the device once
+        splits = {"train": {"x": x["train"], "x_rows": train_idx, "y": y["train"][train_idx],
+                            "group": g["train"][train_idx]},
+                  "val": {"x": x["val"], "y": y["val"], "group": g["val"]}}
+        run = fit(method, splits, spec)  # the method is left holding the selected epoch's weights
+        out = {"history": run["history"], "selected": run["selected"], "train_time_s": run["train_time_s"],
+               "resumed_from_epoch": run["resumed_from_epoch"], "images_per_s": run["examples_per_s"]}
         val_logits = split_logits(method, x["val"], pipe, train_cfg["eval_batch_size"])
         test_logits = split_logits(method, x["test"], pipe, train_cfg["eval_batch_size"])
         gen = torch.Generator(device=dev).manual_seed(seed + 12345)
@@ -186,64 +195,6 @@ def _load_splits(data: str, labels: str, dev: torch.device, cache: dict):
                       {s: lab["splits"][s]["gender"].to(dev) for s in coco.SPLITS},
                       lab, sha256_file(labels), sha256_file(data))
     return cache[key]
-
-
-def _fit(method, x, y, g, train_idx, pipe, hp, train_cfg, seed, state_path: Path, fp: str, run_id: str,
-         progress: bool) -> dict:
-    from tqdm import tqdm
-
-    n, bs, epochs = train_idx.numel(), train_cfg["batch_size"], hp["epochs"]
-    require_selectable_epoch(method, epochs, run_id, "selection by val macro-F1")
-    steps_per_epoch = -(-n // bs)
-    start, history, elapsed = 0, [], 0.0
-    best = {"f1": -1.0, "epoch": 0, "state": copy.deepcopy(method.model_state())}
-    state = load_state(state_path, fp, run_id)
-    if state is not None:
-        method.load_state_dict(state["method"])
-        _set_rng_state(state["rng"])
-        start, history, elapsed, best = state["epoch"], state["history"], state["elapsed_s"], state["best"]
-        log.info("%s: resumed from %s at epoch %d", run_id, state_path, start)
-    dev = train_idx.device
-    bar = tqdm(total=epochs * steps_per_epoch, initial=start * steps_per_epoch, desc=run_id, disable=not progress,
-               mininterval=5, unit="step")
-    method.train(True)
-    t0, last_save, images_seen = time.monotonic(), time.monotonic(), 0
-    for epoch in range(start, epochs):
-        order = train_idx[epoch_order(n, seed, epoch).to(dev)]
-        logs = []
-        for b in range(steps_per_epoch):
-            idx = order[b * bs : (b + 1) * bs]
-            if idx.numel() < 2:  # BatchNorm cannot train on one image
-                continue
-            batch = {"x": pipe.train_view(x["train"][idx]), "y": y["train"][idx], "group": g["train"][idx]}
-            logs.append(method.update(batch))
-            images_seen += idx.numel()
-            bar.update(1)
-        losses = torch.stack([step["loss"].float() for step in logs])
-        if not torch.isfinite(losses).all():
-            i = int((~torch.isfinite(losses)).nonzero()[0])
-            raise NonFiniteLoss(f"run {run_id}: loss = {losses[i].item()} at epoch {epoch}, step "
-                                f"{epoch * steps_per_epoch + i}; stopping")
-        z = split_logits(method, x["val"], pipe, train_cfg["eval_batch_size"])
-        f1 = macro_f1(z.numpy() > 0, y["val"].cpu().numpy())
-        history.append({"epoch": epoch + 1, "loss": losses.mean().item(), "val_macro_f1": f1})
-        # ties go to the later epoch (at mini scale F1 is often 0 for several epochs); a method's warm-up epochs
-        # (Method.selectable) are never candidates
-        if method.selectable(epoch + 1) and f1 >= best["f1"]:
-            best = {"f1": f1, "epoch": epoch + 1, "state": copy.deepcopy(method.model_state())}
-        last = epoch + 1 == epochs
-        if last or time.monotonic() - last_save >= train_cfg["checkpoint_every_s"]:
-            torch_save({"run_id": run_id, "fingerprint": fp, "epoch": epoch + 1, "method": method.state_dict(),
-                        "rng": _rng_state(), "history": history, "best": best,
-                        "elapsed_s": elapsed + time.monotonic() - t0}, state_path)
-            last_save = time.monotonic()
-    bar.close()
-    run_time = time.monotonic() - t0
-    return {"best_state": best["state"], "history": history,
-            "selected": {"epoch": best["epoch"], "rule": "best val macro-F1 (threshold 0.5), ties to the later epoch",
-                         "val_macro_f1": best["f1"]},
-            "train_time_s": elapsed + run_time, "resumed_from_epoch": start,
-            "images_per_s": images_seen / max(run_time, 1e-9)}
 
 
 # -- leakage --------------------------------------------------------------------------------------------------
