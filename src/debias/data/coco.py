@@ -394,4 +394,4 @@ def decode_split(split: Split, images_root: str | Path, short_side: int, size: i
             raise CocoFormatError(f"{where}entry {i} (image id {split.image_id[i]}): {path} does not decode "
                                   f"({type(exc).__name__}: {exc})") from exc
 
-    return decode_all(len(split), one, (3, size, size), threads, progress, desc=f"decode {where}")
+    return decode_all(len(split), one, (3, size, size), threads, progress, desc=f"decode {where.rstrip(', ')}".rstrip())

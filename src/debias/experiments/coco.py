@@ -185,7 +185,7 @@ def _load_splits(data: str, labels: str, dev: torch.device, cache: dict):
     """(images, objects, genders per split on ``dev``, the labels file, both sha256), read once per ``cache``."""
     key = (str(data), str(labels), str(dev))
     if key not in cache:
-        # memory-mapped: the full-scale file (~24 GB of uint8 images) goes to the device split by split instead of
+        # memory-mapped: the full-scale file (6.6 GB of uint8 images) goes to the device split by split instead of
         # being read whole into host memory first (a Slurm job's mem_mb would not hold it)
         images = torch.load(data, map_location="cpu", weights_only=True, mmap=True)
         lab = torch.load(labels, map_location="cpu", weights_only=True)
