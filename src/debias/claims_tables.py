@@ -48,7 +48,7 @@ def _m(stem: str, paper: bool = False, n: str | None = "n_seeds", replicates: st
 
 COCO_SPLITS = ("none", "gamma1", "gamma2", "gamma3")  # debias.experiments.coco.SPLIT_NAMES
 WATERBIRDS_COLUMNS = ("Avg (train-weighted)", "Accuracy", "Worst")  # debias.experiments.waterbirds.METRICS
-SELECTION_RULES = ("last", "val_average", "val_worst_group")  # debias.engine.SELECTION_RULES
+SELECTION_RULES = ("last", "val_average", "val_worst_group", "val_macro_f1")  # debias.engine.SELECTION_RULES
 
 TABLES: dict[str, Layout] = {
     "colored_mnist": Layout(
