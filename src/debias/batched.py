@@ -183,7 +183,7 @@ class BatchedRuns:
     def __init__(self, batched: Method, members: list[Method], member_splits, specs: list[RunSpec]):
         self.batched, self.members, self.member_splits, self.specs = batched, members, member_splits, specs
         self.train = StackedSplits([s["train"] for s in member_splits])
-        self.n, self.n_runs = self.train.n, len(members)
+        self.n = self.train.n
         self.device = self.train.which.device
 
     @property

@@ -258,8 +258,6 @@ class SingleRun:
         self.method, self.splits, self.spec = method, splits, spec
         self.n = splits["train"]["y"].shape[0]
 
-    n_runs = 1
-
     def attach(self) -> None:
         self.method.attach(self.splits)
 

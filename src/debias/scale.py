@@ -45,11 +45,9 @@ def shipped_config(config: dict[str, Any], repo: str | Path) -> dict[str, Any]:
     return yaml.safe_load((Path(repo) / SHIPPED[config["scale"]]).read_text())
 
 
-def shipped_value(config: dict[str, Any], repo: str | Path, key: str) -> Any:
-    return shipped_config(config, repo).get(key)
-
-
-def scale_label(config: dict[str, Any], repo: str | Path) -> tuple[str, list[str]]:
-    """(label, differing keys): config["scale"] where the protocol equals its shipped config's, else "custom"."""
-    diff = differences(config, shipped_config(config, repo))
+def scale_label(config: dict[str, Any], repo: str | Path,
+                shipped: dict[str, Any] | None = None) -> tuple[str, list[str]]:
+    """(label, differing keys): config["scale"] where the protocol equals its shipped config's (``shipped``, read
+    from ``repo`` when not given), else "custom"."""
+    diff = differences(config, shipped_config(config, repo) if shipped is None else shipped)
     return ("custom" if diff else config["scale"]), diff

@@ -30,10 +30,11 @@ for _name, _value in _cpu_isa_env(config.get("cpu_isa")).items():
 
 # What the tables call this run's scale: "full" / "mini" only where the protocol is the shipped config's
 from debias.scale import scale_label as _scale_label
-from debias.scale import shipped_value as _shipped_value
+from debias.scale import shipped_config as _shipped_config
 
-SCALE, _protocol_diff = _scale_label(config, Path(workflow.basedir).parent)
-_shipped_results = _shipped_value(config, Path(workflow.basedir).parent, "results")
+_shipped = _shipped_config(config, Path(workflow.basedir).parent)
+SCALE, _protocol_diff = _scale_label(config, Path(workflow.basedir).parent, _shipped)
+_shipped_results = _shipped.get("results")
 if _protocol_diff and config["results"] == _shipped_results:
     raise SystemExit(f"Error: this config's protocol differs from the shipped one for scale: {config['scale']} (in "
                      f"{', '.join(_protocol_diff[:8])}{' ...' if len(_protocol_diff) > 8 else ''}) but writes to its "
