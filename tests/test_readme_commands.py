@@ -1,4 +1,4 @@
-"""Every `snakemake` command the README shows works when copied.
+"""Every `snakemake` command the manual shows works when copied: README.md and its pages, docs/*.md.
 
 Each command (from the fenced code blocks and the inline code spans) is
 1. parsed by Snakemake's own argument parser (``snakemake.cli.get_argument_parser``): it must parse, every word
@@ -12,7 +12,8 @@ Each command (from the fenced code blocks and the inline code spans) is
      the end-to-end test ``test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report``;
    - ``--sdm conda`` / ``--software-deployment-method conda`` where no ``conda`` is on PATH: Snakemake asks
      conda for its version even in a dry run; the dry run drops the option;
-   - ``--profile profiles/slurm`` is dry-run as it is: a dry run submits nothing, and needs no Slurm.
+   - ``--profile profiles/slurm`` is dry-run as it is: a dry run submits nothing, and needs no Slurm;
+   - ``--summary`` prints its table of outputs instead of a dry run's jobs: that table must come out.
 Conda and other non-Snakemake commands are skipped.
 """
 
@@ -62,6 +63,13 @@ def readme_commands(text: str) -> list[tuple[str, list[str]]]:
     for span in re.findall(r"`([^`\n]+)`", FENCE.sub("", text)):
         found += [(span, args) for args in commands_in(span)]
     return found
+
+
+def manual_commands() -> list[tuple[str, str, list[str]]]:
+    """(the file, the command as it is written there, its arguments) for README.md and every page of docs/."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [(f.relative_to(ROOT).as_posix(), shown, args) for f in files
+            for shown, args in readme_commands(f.read_text())]
 
 
 def fill(word: str) -> str:
@@ -138,6 +146,17 @@ def test_readme_shows_the_commands_the_test_checks():
     assert any("--profile" in a for _, a in commands), written
 
 
+def test_the_pages_commands_are_checked_too():
+    by_file = {}
+    for file, shown, args in manual_commands():
+        by_file.setdefault(file, []).append(args)
+    # each experiment's page, the full-scale and the cluster pages (the conda cluster command lives there)
+    for page in ("colored_mnist", "reweighting", "coco", "waterbirds", "full_scale", "cluster"):
+        assert by_file.get(f"docs/{page}.md"), f"docs/{page}.md: no snakemake command found ({sorted(by_file)})"
+    assert any("--sdm" in a and "--profile" in a for a in by_file["docs/cluster.md"])
+    assert ["coco_calibration"] in by_file["docs/coco.md"]
+
+
 @pytest.mark.parametrize(
     "line, problem",
     [
@@ -153,14 +172,14 @@ def test_a_target_after_an_option_that_takes_many_words_is_caught(line, problem)
 
 def test_every_readme_command_parses_and_dry_runs(tmp_path):
     rules = rule_names()
-    commands = readme_commands((ROOT / "README.md").read_text())
-    failures = [f"README `{shown}`: {p}" for shown, args in commands for p in parse_problems(args, rules)]
+    commands = manual_commands()
+    failures = [f"{file} `{shown}`: {p}" for file, shown, args in commands for p in parse_problems(args, rules)]
     assert not failures, "\n".join(failures)
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    runs = {}  # dry-run arguments -> the README command shown (the same dry run once)
-    for shown, args in commands:
-        runs.setdefault(tuple(dry_run_args(args)), shown)
+    runs = {}  # dry-run arguments -> the command shown, with its file (the same dry run once)
+    for file, shown, args in commands:
+        runs.setdefault(tuple(dry_run_args(args)), f"{file} `{shown}`")
 
     def dry_run(i, run_args):
         work = scratch_copy(tmp_path / str(i))  # one copy each: the runs share no .snakemake/
@@ -173,11 +192,12 @@ def test_every_readme_command_parses_and_dry_runs(tmp_path):
         results = list(pool.map(dry_run, range(len(runs)), runs))
     for (run_args, shown), (work, proc) in zip(runs.items(), results):
         out = proc.stdout + proc.stderr
-        if proc.returncode != 0 or not re.search(r"This was a dry-run|Nothing to be done|Unlocked", out):
-            failures.append(f"README `{shown}`: `snakemake {' '.join(run_args)}` ended with {proc.returncode}:\n"
+        done = r"This was a dry-run|Nothing to be done|Unlocked|^output_file\tdate\trule"  # the last: --summary
+        if proc.returncode != 0 or not re.search(done, out, re.M):
+            failures.append(f"{shown}: `snakemake {' '.join(run_args)}` ended with {proc.returncode}:\n"
                             f"{out[-2000:]}")
         # nothing was downloaded or built: a dry run leaves only Snakemake's own metadata
         made = {p.name for p in work.iterdir()} - set(REPO_PARTS) - {".snakemake"}
         if made:
-            failures.append(f"README `{shown}`: the dry run made {sorted(made)}")
+            failures.append(f"{shown}: the dry run made {sorted(made)}")
     assert not failures, "\n\n".join(failures)

@@ -1,4 +1,7 @@
-"""The README's result snippets come from a run's tables (``python -m debias.readme_results``)."""
+"""The manual's result snippets come from a run's tables (``python -m debias.readme_results``).
+
+The manual is README.md (the claims snippet) and docs/*.md (each experiment's mini result on its page); the
+``test_readme_claims_*`` tests check the statements written beside those snippets against the quick start's run."""
 
 import json
 import os
@@ -68,15 +71,78 @@ def test_missing_marker_names_it(tmp_path):
         readme_results.render("no markers", tmp_path)
 
 
+def manual(root: Path = ROOT) -> dict[Path, str]:
+    return {path: path.read_text() for path in readme_results.manual_files(root / "README.md")}
+
+
+def test_each_snippet_is_marked_where_its_text_is():
+    """The claims in the README, each experiment's mini result on its own page."""
+    pages = {"claims": "README.md", "colored_mnist": "docs/colored_mnist.md", "l2rw_mnist": "docs/reweighting.md",
+             "fairface": "docs/reweighting.md", "coco": "docs/coco.md", "waterbirds": "docs/waterbirds.md"}
+    assert set(pages) == set(readme_results.SNIPPETS)
+    texts = manual()
+    for name, page in pages.items():
+        holders = [p.relative_to(ROOT).as_posix() for p, t in texts.items() if f"<!-- results:{name} -->" in t]
+        assert holders == [page], (name, holders)
+
+
+def split_manual(tmp_path: Path) -> Path:
+    """A README marking the claims and two pages marking the rest, as the repository's manual does."""
+    names = list(readme_results.SNIPPETS)
+    block = "".join
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("intro\n<!-- results:claims -->\nstale\n<!-- /results:claims -->\n")
+    (tmp_path / "docs" / "a.md").write_text(block(f"<!-- results:{n} -->\nstale\n<!-- /results:{n} -->\n"
+                                                  for n in names[:2]))
+    (tmp_path / "docs" / "b.md").write_text("page b\n" + block(f"<!-- results:{n} -->\n<!-- /results:{n} -->\nend\n"
+                                                                for n in names[2:] if n != "claims"))
+    write_tables(tmp_path / "results" / "tables")
+    return tmp_path / "README.md"
+
+
+def test_snippets_render_in_the_readme_and_its_pages(tmp_path):
+    readme = split_manual(tmp_path)
+    texts = {p: p.read_text() for p in readme_results.manual_files(readme)}
+    assert len(texts) == 3
+    out = readme_results.render_files(texts, tmp_path / "results")
+    assert not any("stale" in t for t in out.values())
+    assert "| baseline | 0.500 ± 0.100 (0.4055) | 0.900 (0.845) |" in out[tmp_path / "docs" / "a.md"]
+    assert "| erm (last epoch) | 91.3 ± 1.5 (97.3) | 10.0 (60.0) |" in out[tmp_path / "docs" / "b.md"]
+    assert "No claims table" in out[readme] and out[tmp_path / "docs" / "b.md"].startswith("page b\n")
+    assert readme_results.render_files(out, tmp_path / "results") == out
+
+    # the CLI: --check fails while a file is stale, then rewrites every file, then passes
+    args = ["--results", str(tmp_path / "results"), "--readme", str(readme)]
+    assert readme_results.main(args + ["--check"]) == 1
+    assert readme_results.main(args) == 0
+    assert {p: p.read_text() for p in texts} == out
+    assert readme_results.main(args + ["--check"]) == 0
+
+
+def test_a_marker_missing_from_every_file_is_named(tmp_path):
+    readme = split_manual(tmp_path)
+    page = tmp_path / "docs" / "b.md"
+    page.write_text(page.read_text().replace("results:coco -->", "results:cocoa -->"))
+    texts = {p: p.read_text() for p in readme_results.manual_files(readme)}
+    with pytest.raises(KeyError, match=r"found in none of .*<!-- results:coco -->"):
+        readme_results.render_files(texts, tmp_path / "results")
+    # half a pair: the file is named
+    page.write_text(page.read_text().replace("<!-- /results:cocoa -->", "<!-- /results:coco -->"))
+    texts = {p: p.read_text() for p in readme_results.manual_files(readme)}
+    with pytest.raises(KeyError, match=r"b\.md: marker pair <!-- results:coco -->.*one marker without the other"):
+        readme_results.render_files(texts, tmp_path / "results")
+
+
 def test_readme_numbers_are_those_of_the_mini_run():
-    """After the quick start (CI runs it before the tests), the README's snippets equal the ones its tables give."""
+    """After the quick start (CI runs it before the tests), the manual's snippets equal the ones its tables give."""
     if not (MINI / "tables" / "fairface_reweighting.csv").is_file():
         if os.environ.get("DEBIAS_REQUIRE_MINI_RESULTS"):
             pytest.fail(f"{MINI}/tables is missing: run the quick start first")
         pytest.skip(f"no mini run in {MINI} (run the quick start first)")
-    readme = (ROOT / "README.md").read_text()
-    assert readme_results.render(readme, MINI) == readme, (
-        "README result snippets are stale: python -m debias.readme_results --results results/mini")
+    texts = manual()
+    stale = [p.name for p, t in readme_results.render_files(texts, MINI).items() if t != texts[p]]
+    assert not stale, (f"result snippets are stale in {stale}: "
+                       "python -m debias.readme_results --results results/mini")
 
 
 def mini_table(name):

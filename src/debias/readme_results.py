@@ -1,10 +1,12 @@
-"""The README's result snippets, generated from the tables a run wrote, never typed by hand.
+"""The manual's result snippets, generated from the tables a run wrote, never typed by hand.
 
-    python -m debias.readme_results --results results/mini            # rewrite the snippets in README.md
-    python -m debias.readme_results --results results/mini --check    # exit 1 if README.md differs
+    python -m debias.readme_results --results results/mini            # rewrite the snippets in README.md, docs/*.md
+    python -m debias.readme_results --results results/mini --check    # exit 1 if any of them differs
 
-README.md marks each snippet with ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``; everything between
-the two markers is replaced by the snippet made from ``<results>/tables/``.
+The manual is README.md and the pages of docs/*.md beside it. Each snippet is marked with
+``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` in whichever of those files holds its text (the claims in
+the README, each experiment's mini result on its page); everything between the two markers is replaced by the
+snippet made from ``<results>/tables/``. A snippet marked in none of the files is an error naming its marker.
 """
 
 from __future__ import annotations
@@ -161,32 +163,70 @@ SNIPPETS: dict[str, Callable[[Path], str]] = {"colored_mnist": colored_mnist, "l
                                               "claims": claims}
 
 
+def _pair(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- results:{name} -->\n)(?:.*?\n)?(<!-- /results:{name} -->)", re.S)
+
+
+def _not_found(where: str, name: str, text: str) -> KeyError:
+    half = f"<!-- results:{name} -->" in text or f"<!-- /results:{name} -->" in text
+    return KeyError(f"{where}: marker pair <!-- results:{name} --> ... <!-- /results:{name} --> not found"
+                    + (" (one marker without the other)" if half else ""))
+
+
+def _render(text: str, results: Path, names: list[str]) -> str:
+    for name in names:
+        snippet = SNIPPETS[name](Path(results) / "tables")
+        text = _pair(name).sub(lambda m: m.group(1) + snippet + "\n" + m.group(2), text)
+    return text
+
+
 def render(readme: str, results: Path) -> str:
-    """``readme`` with every marked snippet replaced by the one made from ``results``."""
-    for name, make in SNIPPETS.items():
-        pattern = re.compile(rf"(<!-- results:{name} -->\n)(?:.*?\n)?(<!-- /results:{name} -->)", re.S)
-        if not pattern.search(readme):
-            raise KeyError(f"README: marker pair <!-- results:{name} --> ... <!-- /results:{name} --> not found")
-        snippet = make(Path(results) / "tables")
-        readme = pattern.sub(lambda m: m.group(1) + snippet + "\n" + m.group(2), readme)
-    return readme
+    """``readme`` with every snippet replaced by the one made from ``results``; each must be marked in it."""
+    for name in SNIPPETS:
+        if not _pair(name).search(readme):
+            raise _not_found("README", name, readme)
+    return _render(readme, results, list(SNIPPETS))
+
+
+def manual_files(readme: Path | str = "README.md") -> list[Path]:
+    """The manual: ``readme`` and the pages ``docs/*.md`` in its folder."""
+    readme = Path(readme)
+    return [readme, *sorted((readme.parent / "docs").glob("*.md"))]
+
+
+def render_files(texts: dict[Path, str], results: Path) -> dict[Path, str]:
+    """Each text (file -> its text) with the snippets it marks replaced by those made from ``results``.
+
+    Every snippet must be marked in one of the texts at least (a KeyError names each marker pair found in none);
+    a marker whose other half is missing is a KeyError naming its file."""
+    marked = {path: [n for n in SNIPPETS if _pair(n).search(text)] for path, text in texts.items()}
+    for path, text in texts.items():
+        for name in SNIPPETS:
+            if name not in marked[path] and (f"results:{name} -->" in text):
+                raise _not_found(str(path), name, text)
+    missing = [n for n in SNIPPETS if not any(n in names for names in marked.values())]
+    if missing:
+        raise KeyError(f"marker pair(s) found in none of {', '.join(str(p) for p in texts)}: "
+                       + "; ".join(f"<!-- results:{n} --> ... <!-- /results:{n} -->" for n in missing))
+    return {path: _render(text, results, marked[path]) for path, text in texts.items()}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results/mini", help="the run's results folder (default results/mini)")
-    p.add_argument("--readme", default="README.md")
-    p.add_argument("--check", action="store_true", help="only compare; exit 1 if the README differs")
+    p.add_argument("--readme", default="README.md", help="the README; its pages docs/*.md beside it are rendered too")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if a file of the manual differs")
     args = p.parse_args(argv)
-    old = Path(args.readme).read_text()
-    new = render(old, Path(args.results))
+    old = {path: path.read_text() for path in manual_files(args.readme)}
+    new = render_files(old, Path(args.results))
+    stale = [path for path in old if new[path] != old[path]]
     if args.check:
-        if new != old:
-            print(f"{args.readme}: result snippets differ from {args.results}; run "
+        for path in stale:
+            print(f"{path}: result snippets differ from {args.results}; run "
                   f"`python -m debias.readme_results --results {args.results}`", file=sys.stderr)
-            return 1
-        return 0
-    write_text(args.readme, new)
+        return 1 if stale else 0
+    for path in stale:
+        write_text(path, new[path])
     return 0
 
 
