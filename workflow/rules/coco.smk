@@ -42,6 +42,7 @@ elif config["allow_download"] and _coco_dl.missing(COCO):
 rule coco_prepare:
     input:
         coco_label_inputs(),
+        manifest=manifest_input("coco"),
     output:
         data=f"{COCO_PREPARED}/data.pt",
         labels=f"{COCO_PREPARED}/labels.pt",

@@ -1,4 +1,6 @@
-# COCO gender leakage: paths, the training grid and input functions of the rules in coco.smk.
+# COCO gender leakage: paths, the training grid and input functions of the rules in coco.smk (the run paths and
+# the grid: debias.paths).
+from debias import paths as _paths
 from debias.data import coco_download as _coco_dl
 
 COCO = config.get("coco")
@@ -10,7 +12,7 @@ COCO_LEAK = f"{RESULTS}/leakage/coco"
 
 
 def coco_lr(lr):
-    return f"{float(lr):.0e}"
+    return _paths.coco_lr(lr)
 
 
 def coco_outputs():
@@ -34,28 +36,15 @@ def coco_f1_figure_outputs():
 def coco_cells():
     """Every training cell (split, aug, pairing, lr): Table 2 (lr x aug on table2_split, random pairs) and Table 3
     (split x aug x pairing at table3_lr; the no-mix model has no partner: pairing 'none')."""
-    if COCO is None:
-        return []
-    cells = set()
-    for lr in COCO["lrs"]:
-        for aug in COCO["augmentations"]:
-            cells.add((COCO["table2_split"], aug, coco_pairing(aug, "random"), coco_lr(lr)))
-    for split in COCO["splits"]:
-        for aug in COCO["augmentations"]:
-            for pairing in COCO["pairings"]:
-                cells.add((split, aug, coco_pairing(aug, pairing), coco_lr(COCO["table3_lr"])))
-    return sorted(cells)
+    return _paths.coco_cells(COCO)
 
 
 def coco_pairing(aug, pairing):
-    from debias.config import method_entry
-
-    cls = method_entry(aug, COCO["hparams"][aug])[0]
-    return "none" if cls == "nomix" else pairing
+    return _paths.coco_pairing(COCO, aug, pairing)
 
 
 def coco_run(split, aug, pairing, lr, seed, name):
-    return f"{COCO_RUNS}/split={split}/{aug}/pairing={pairing}/lr={lr}/seed={seed}/{name}"
+    return _paths.coco_run(RESULTS, split, aug, pairing, lr, seed, name)
 
 
 def coco_table2_metrics():
@@ -65,13 +54,7 @@ def coco_table2_metrics():
 
 def coco_table3_keys():
     """(split, aug, pairing, seed) of every model-leakage cell of Table 3."""
-    keys = set()
-    for split in COCO["splits"]:
-        for aug in COCO["augmentations"]:
-            for pairing in COCO["pairings"]:
-                for s in COCO["seeds"]:
-                    keys.add((split, aug, coco_pairing(aug, pairing), s))
-    return sorted(keys)
+    return _paths.coco_table3_keys(COCO)
 
 
 def coco_model_leakage(split, aug, pairing, seed):
@@ -121,8 +104,7 @@ def coco_train_cells(wc):
 
 def coco_train_state(wc):
     """The resume-state files of a training job: one per seed, or (all) one list per cell."""
-    state = [[f"{COCO_STATE}/split={c[0]}/{c[1]}/pairing={c[2]}/lr={c[3]}/seed={s}.pt" for s in COCO["seeds"]]
-             for c in coco_train_cells(wc)]
+    state = [[_paths.coco_state(RESULTS, *c, s) for s in COCO["seeds"]] for c in coco_train_cells(wc)]
     return state if COCO_ALL_CELLS else state[0]
 
 
@@ -138,7 +120,7 @@ COCO_TRAIN_CELLS_PARAM = {"cells": [list(c) for c in coco_cells()]} if COCO_ALL_
 
 
 def coco_dataset_leakage_outputs():
-    return [f"{COCO_LEAK}/dataset/split={s}.json" for s in (COCO["splits"] if COCO_ALL_CELLS else ["{split}"])]
+    return [_paths.coco_dataset_leakage(RESULTS, s) for s in (COCO["splits"] if COCO_ALL_CELLS else ["{split}"])]
 
 
 def coco_model_leakage_keys():
@@ -156,7 +138,7 @@ def coco_model_leakage_logits():
 
 
 def coco_model_leakage_path(split, aug, pairing, lr, seed):
-    return f"{COCO_LEAK}/model/split={split}/{aug}/pairing={pairing}/lr={lr}/seed={seed}.json"
+    return _paths.coco_model_leakage(RESULTS, split, aug, pairing, lr, seed)
 
 
 def coco_bench_files():

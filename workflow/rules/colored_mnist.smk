@@ -6,6 +6,7 @@
 rule colored_mnist_prepare:
     input:
         cm_prepare_inputs,
+        manifest=manifest_input("colored_mnist_authors" if CM["source"] == "authors" else "mnist"),
     output:
         data=[f"{CM_PREPARED}/sigma2={v}.pt" for v in CM_JOB_SIGMA2],
         recipe=[f"{CM_PREPARED}/sigma2={v}.json" for v in CM_JOB_SIGMA2],
@@ -48,7 +49,7 @@ for _name, _rows in (("colored_mnist_train", CM_ROWS_FROM_SCRATCH), ("colored_mn
         params:
             sigma2=cm_job_sigma2,
             seeds=cm_job_seeds,
-            state=lambda wc: [f"{CM_STATE}/sigma2={v}/{wc.method}/seed={s}.pt"
+            state=lambda wc: [_paths.cm_state(RESULTS, v, wc.method, s)
                               for v in cm_job_sigma2(wc) for s in cm_job_seeds(wc)],
             hparams=lambda wc: CM["hparams"][wc.method],  # this row's only: other rows' edits rerun nothing here
             model=CM["model"],

@@ -1,8 +1,10 @@
-# Colored MNIST: paths and input functions of the rules in colored_mnist.smk.
+# Colored MNIST: paths and input functions of the rules in colored_mnist.smk (the paths: debias.paths).
+from debias import paths as _paths
+
 CM = config["colored_mnist"]
 CM_SEEDS = CM["seeds"]
 CM_ROWS = CM["methods"]
-CM_SIGMA2 = [f"{s:.3f}" for s in CM["sigma2"]]
+CM_SIGMA2 = _paths.sigma2_tags(CM)
 CM_RUNS = f"{RESULTS}/runs/colored_mnist"
 CM_STATE = f"{RESULTS}/state/colored_mnist"
 CM_PREPARED = f"{RESULTS}/prepared/colored_mnist"
@@ -19,7 +21,7 @@ def colored_mnist_outputs():
 
 
 def cm_run(sigma2, method, seed, name):
-    return f"{CM_RUNS}/sigma2={sigma2}/{method}/seed={seed}/{name}"
+    return _paths.cm_run(RESULTS, sigma2, method, seed, name)
 
 
 def cm_bench(job_path, name):

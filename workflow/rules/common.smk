@@ -139,3 +139,26 @@ def pretrained_input(section):
     """{'weights': file} for a training rule's input when the experiment's model starts from pretrained weights."""
     path = _pretrained_file(config, section)
     return {} if path is None else {"weights": path}
+
+
+# Manifests of the raw data (debias.data.manifest): every file a prepare rule reads, with its size and mtime, in
+# <results>/manifests/<dataset>.tsv, an input of the prepare rules. Rewritten while the DAG is built only when a raw
+# file changed (so a replaced or corrupted image reruns its prepare and what depends on it, and nothing else);
+# written by rule data_manifest where a job of this run writes the raw data first (downloads, the mini scale).
+from debias.data import manifest as _manifest
+
+MANIFESTS = f"{RESULTS}/manifests"
+RAW_DATASETS = _manifest.sources(config)
+
+
+def manifest_input(name):
+    """Input function of a prepare rule: the manifest of raw dataset `name`, refreshed from the disk (by the main
+    process only, not by a job's); none while its files are missing and no rule writes them (the prepare rule then
+    reports them)."""
+
+    def manifest(wildcards):
+        anchors = RAW_DATASETS[name].anchors if name in RAW_DATASETS else ()
+        written = any(r.is_producer(a) for a in anchors for r in workflow.rules)
+        return _manifest.manifest_input(config, name, f"{MANIFESTS}/{name}.tsv", workflow.is_main_process, written)
+
+    return manifest

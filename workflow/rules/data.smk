@@ -62,3 +62,20 @@ if config["allow_download"] and PRETRAINED_MISSING:
             "../../envs/torch.yaml"
         script:
             "../../scripts/pretrained_download.py"
+
+
+# Manifests of the raw data, an input of every prepare rule (MANIFESTS, RAW_DATASETS, manifest_input: common.smk):
+# written by this rule where a job of this run writes the raw data first (downloads, the mini scale's embedded data).
+rule data_manifest:
+    input:
+        lambda wc: RAW_DATASETS[wc.dataset].anchors,
+    output:
+        f"{MANIFESTS}/{{dataset}}.tsv",
+    log:
+        f"{RESULTS}/logs/data/manifest_{{dataset}}.log",
+    wildcard_constraints:
+        dataset="|".join(RAW_DATASETS),
+    localrule: True
+    threads: 1
+    run:
+        _manifest.write(config, wildcards.dataset, output[0], log[0])

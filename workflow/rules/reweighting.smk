@@ -30,6 +30,7 @@ if FF["source"] == "embedded":
 rule fairface_pool:
     input:
         fairface_sources(),
+        manifest=manifest_input("fairface"),
     output:
         pool=f"{RESULTS}/prepared/fairface/pool.pt",
         recipe=f"{RESULTS}/prepared/fairface/pool.json",
@@ -49,6 +50,7 @@ rule fairface_pool:
 rule l2rw_mnist_pool:
     input:
         MNIST_RAW,
+        manifest=manifest_input("mnist"),
     output:
         pool=f"{RESULTS}/prepared/l2rw_mnist/pool.pt",
         recipe=f"{RESULTS}/prepared/l2rw_mnist/pool.json",
@@ -127,7 +129,7 @@ for _exp in RW_EXPS:
                 model=RW["model"],
                 seeds=RW["seeds"],
                 state=lambda wc, input, _exp=_exp: [
-                    f"{RESULTS}/state/{_exp}/{Path(p).stem}/{wc.method}/seed={k}.pt"
+                    _paths.rw_state(RESULTS, _exp, Path(p).stem.removeprefix("share="), wc.method, k)
                     for p in input.splits
                     for k in RW["seeds"]
                 ],

@@ -1,10 +1,12 @@
-# Example reweighting: paths and input functions of the rules in reweighting.smk.
+# Example reweighting: paths and input functions of the rules in reweighting.smk (the paths: debias.paths).
+from debias import paths as _paths
+
 RW = config["reweighting"]
-RW_EXPS = ["fairface", "l2rw_mnist"]
-RW_SHARES = {exp: [f"{s:.3f}" for s in RW[exp]["shares"]] for exp in RW_EXPS}
+RW_EXPS = list(_paths.RW_EXPS)
+RW_SHARES = {exp: _paths.rw_shares(RW, exp) for exp in RW_EXPS}
 # Methods also trained on a balanced training set (share 0.5): the paper's balanced baseline (protocol D4)
-RW_BALANCED = {exp: RW[exp].get("balanced_reference", []) for exp in RW_EXPS}
-BALANCED_SHARE = "0.500"
+RW_BALANCED = {exp: _paths.rw_balanced(RW, exp) for exp in RW_EXPS}
+BALANCED_SHARE = _paths.BALANCED_SHARE
 RW_SPLIT_SHARES = {exp: RW_SHARES[exp] + ([BALANCED_SHARE] if RW_BALANCED[exp] else []) for exp in RW_EXPS}
 FF = RW["fairface"]
 FF_CSVS = [f"{FF['root']}/fairface_label_{s}.csv" for s in ("train", "val")]
@@ -53,19 +55,12 @@ def rw_bench_files():
 
 
 def rw_run(exp, share, method, seed, name):
-    return f"{RESULTS}/runs/{exp}/share={share}/{method}/seed={seed}/{name}"
+    return _paths.rw_run(RESULTS, exp, share, method, seed, name)
 
 
 def rw_metrics(exp):
     """Every run's metrics.json: shares x methods, plus the balanced share for its methods."""
-    return expand(
-        rw_run(exp, "{share}", "{method}", "{seed}", "metrics.json"),
-        share=RW_SHARES[exp],
-        method=RW["methods"],
-        seed=RW["seeds"],
-    ) + expand(
-        rw_run(exp, BALANCED_SHARE, "{method}", "{seed}", "metrics.json"), method=RW_BALANCED[exp], seed=RW["seeds"]
-    )
+    return [rw_run(exp, share, m, s, "metrics.json") for share, m, s in _paths.rw_keys(RW, exp)]
 
 
 def fairface_sources():

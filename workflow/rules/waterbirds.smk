@@ -41,6 +41,7 @@ elif config["allow_download"] and not Path(wb_data_input()).is_file():
 rule waterbirds_prepare:
     input:
         wb_data_input(),
+        manifest=manifest_input("waterbirds"),
     output:
         data=f"{WB_PREPARED}/data.pt",
         recipe=f"{WB_PREPARED}/recipe.json",
@@ -69,7 +70,7 @@ rule waterbirds_train:
     params:
         seeds=wb_job_seeds,
         epsilon_percentile=wb_percentile,
-        state=lambda wc: [f"{WB_STATE}/{wc.row}/{wc.variant}/seed={s}.pt" for s in wb_job_seeds(wc)],
+        state=lambda wc: [_paths.wb_state(RESULTS, wc.row, wc.variant, s) for s in wb_job_seeds(wc)],
         hparams=lambda wc: coco_sorted(WB["hparams"][wc.row]),
         model=coco_sorted(WB["model"]),
         train=coco_sorted(WB["train"]),

@@ -1,5 +1,6 @@
-# Waterbirds (paper 002, Table 1): paths, the training grid and input functions of the rules in waterbirds.smk.
-from debias.config import method_entry as _wb_method_entry
+# Waterbirds (paper 002, Table 1): paths, the training grid and input functions of the rules in waterbirds.smk
+# (the paths and the grid: debias.paths).
+from debias import paths as _paths
 from debias.data.layout import waterbirds_metadata_file as _wb_metadata_file
 
 WB = config.get("waterbirds")
@@ -7,7 +8,7 @@ WB_REPORT = "Waterbirds (002, Fisher-trace flatness vs GroupDRO)"
 WB_RUNS = f"{RESULTS}/runs/waterbirds"
 WB_STATE = f"{RESULTS}/state/waterbirds"
 WB_PREPARED = f"{RESULTS}/prepared/waterbirds"
-WB_EPS_PREFIX = "eps_pct="  # the fisher_flat sweep's path segment; rows without a sweep use "default"
+WB_EPS_PREFIX = _paths.WB_EPS_PREFIX  # the fisher_flat sweep's path segment; rows without a sweep use "default"
 
 
 def waterbirds_outputs():
@@ -22,23 +23,17 @@ def waterbirds_outputs():
 
 
 def wb_class(row):
-    return _wb_method_entry(row, WB["hparams"][row])[0]
+    return _paths.wb_class(WB, row)
 
 
 def wb_variants(row):
-    """A row's path segments: one per ε percentile of `epsilon_percentiles` for a fisher_flat row without an
-    absolute epsilon, else just "default"."""
-    hp = WB["hparams"][row]
-    if wb_class(row) == "fisher_flat" and hp.get("epsilon") is None and WB.get("epsilon_percentiles"):
-        return [f"{WB_EPS_PREFIX}{p:g}" for p in WB["epsilon_percentiles"]]
-    return ["default"]
+    """A row's path segments: one per ε percentile, or just "default" (debias.paths.wb_variants)."""
+    return _paths.wb_variants(WB, row)
 
 
 def wb_keys():
     """(row, variant) of every training run of the table, in table order."""
-    if WB is None:
-        return []
-    return [(row, v) for row in WB["methods"] for v in wb_variants(row)]
+    return _paths.wb_keys(WB)
 
 
 def wb_trace_rows():
@@ -47,7 +42,7 @@ def wb_trace_rows():
 
 
 def wb_run(row, variant, seed, name):
-    return f"{WB_RUNS}/{row}/{variant}/seed={seed}/{name}"
+    return _paths.wb_run(RESULTS, row, variant, seed, name)
 
 
 def wb_percentile(wc):
