@@ -11,7 +11,7 @@ start_job(snakemake)  # noqa: F821
 
 import yaml  # noqa: E402
 
-from debias.experiments.coco import table_calibration  # noqa: E402
+from debias.experiments.coco_tables import table_calibration  # noqa: E402
 
 sm = snakemake  # noqa: F821
 paper = yaml.safe_load(Path(sm.input.paper).read_text())["coco_map"]

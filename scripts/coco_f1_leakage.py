@@ -12,7 +12,7 @@ if __name__ == "__main__":
 
     start_job(snakemake)  # noqa: F821
 
-    from debias.experiments.coco import f1_curve_job  # noqa: E402
+    from debias.experiments.coco_leakage import f1_curve_job  # noqa: E402
 
     sm = snakemake  # noqa: F821
     for (_stem, mode, split), out in zip(sm.params.curves, list(sm.output), strict=True):

@@ -8,7 +8,7 @@ from debias.jobs import start_job  # noqa: E402
 
 start_job(snakemake)  # noqa: F821
 
-from debias.experiments.coco import prepare  # noqa: E402
+from debias.experiments.coco_prepare import prepare  # noqa: E402
 
 sm = snakemake  # noqa: F821
 section = dict(sm.params.section)

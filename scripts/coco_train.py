@@ -9,7 +9,7 @@ from debias.jobs import start_job  # noqa: E402
 
 start_job(snakemake)  # noqa: F821
 
-from debias.experiments.coco import train  # noqa: E402
+from debias.experiments.coco_train import train  # noqa: E402
 
 sm = snakemake  # noqa: F821
 seeds = list(sm.params.seeds)

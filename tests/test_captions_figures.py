@@ -46,7 +46,7 @@ def write_json(path, rec):
 
 
 def test_coco_map_caption_promises_no_std_or_paper_value_its_cells_lack(tmp_path):
-    from debias.experiments.coco import table_map
+    from debias.experiments.coco_tables import table_map
 
     paper = yaml.safe_load((ROOT / "config/paper_values.yaml").read_text())["coco_map"]
     files = [write_json(tmp_path / f"{aug}.json", {
@@ -222,7 +222,7 @@ def test_fairface_table_and_one_caption_per_figure(tmp_path, drawn):
 
 
 def test_coco_figure_draws_the_majority_rate_and_marks_constant_predictors(drawn):
-    from debias.experiments.coco import figure_leakage
+    from debias.experiments.coco_figures import figure_leakage
 
     rows = []
     for split, normal in (("gamma1", 70.1), ("gamma2", 64.0), ("none", 82.1)):

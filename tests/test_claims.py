@@ -282,7 +282,7 @@ def test_each_printed_paper_value_is_the_quantity_on_the_papers_own_numbers():
 
 def test_the_value_sets_are_those_of_the_code_that_writes_the_tables():
     from debias.engine import SELECTION_RULES
-    from debias.experiments.coco import SPLIT_NAMES
+    from debias.experiments.coco_keys import SPLIT_NAMES
     from debias.experiments.waterbirds import METRICS
 
     assert set(claims_tables.SELECTION_RULES) == set(SELECTION_RULES)

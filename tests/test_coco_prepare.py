@@ -9,7 +9,7 @@ import torch
 
 from debias.data import coco
 from debias.data.mini.coco import DIGIT_CATEGORY, write_embedded_coco
-from debias.experiments.coco import prepare
+from debias.experiments.coco_prepare import prepare
 from debias.io import sha256_file
 
 

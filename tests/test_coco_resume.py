@@ -1,4 +1,4 @@
-"""COCO training (its own loop, experiments/coco.py) resumes a killed run to the same numbers."""
+"""COCO training (experiments/coco_train.py) resumes a killed run to the same numbers."""
 
 import json
 
@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from debias import methods
+from debias.data.image_pipeline import Pipeline
 from debias.data.mini.coco import write_embedded_coco
-from debias.experiments import coco as coco_exp
-from debias.experiments.coco import prepare, train
+from debias.experiments.coco_prepare import prepare
+from debias.experiments.coco_train import train
 
 IMAGE = dict(short_side=32, stored=32, crop=28)
 
@@ -50,7 +51,7 @@ def test_killed_run_resumes_from_its_last_epoch_to_the_same_numbers(prepared, tm
     ref, ref_logits = run(prepared, tmp_path / "through", device=device)
 
     calls = {"n": 0}
-    view = coco_exp.Pipeline.train_view
+    view = Pipeline.train_view
 
     def dying_view(self, *a, **kw):  # dies in the third epoch (4 steps per epoch of ~100 images)
         calls["n"] += 1
@@ -58,11 +59,11 @@ def test_killed_run_resumes_from_its_last_epoch_to_the_same_numbers(prepared, tm
             raise Killed
         return view(self, *a, **kw)
 
-    monkeypatch.setattr(coco_exp.Pipeline, "train_view", dying_view)
+    monkeypatch.setattr(Pipeline, "train_view", dying_view)
     with pytest.raises(Killed):
         run(prepared, tmp_path / "killed", device=device)
     assert (tmp_path / "killed" / "state.pt").is_file() and not (tmp_path / "killed" / "metrics.json").exists()
-    monkeypatch.setattr(coco_exp.Pipeline, "train_view", view)
+    monkeypatch.setattr(Pipeline, "train_view", view)
     torch.manual_seed(999)  # another global RNG state must not matter: the state restores it
     got, got_logits = run(prepared, tmp_path / "killed", device=device)
 

@@ -109,7 +109,7 @@ def test_table3_f1_matched_amplification_by_hand(tmp_path):
     """Wang's F1-matched Δ of every cell worked out by hand from made-up curves, leakages and model F1s."""
     from types import SimpleNamespace
 
-    from debias.experiments.coco import table_leakage
+    from debias.experiments.coco_tables import table_leakage
     from debias.io import write_json
 
     def put(name, obj):
@@ -158,7 +158,7 @@ def test_table3_f1_matched_amplification_by_hand(tmp_path):
 
 
 def test_g2_calibration_table_by_hand(tmp_path):
-    from debias.experiments.coco import table_calibration
+    from debias.experiments.coco_tables import table_calibration
     from debias.io import write_json
 
     runs = []

@@ -300,7 +300,7 @@ def test_f1_matched_interpolates_between_rates_in_order_of_f1_and_never_extrapol
 
 
 def test_f1_curve_at_rate_zero_is_the_dataset_leakage_and_flipping_lowers_it(tmp_path):
-    from debias.experiments.coco import f1_curve_job, leakage_job
+    from debias.experiments.coco_leakage import f1_curve_job, leakage_job
     from debias.io import read_json
 
     rng = np.random.default_rng(0)

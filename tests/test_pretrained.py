@@ -198,7 +198,8 @@ def test_with_downloads_on_the_file_is_fetched_once_for_every_resnet_job(tmp_pat
 
 
 def test_a_model_built_from_a_file_has_exactly_its_tensors(standin):
-    from debias.experiments import coco, waterbirds
+    from debias.tasks import coco as coco_task
+    from debias.tasks import waterbirds
     from debias.models import resnet50_backbone
 
     path, state = standin
@@ -218,20 +219,21 @@ def test_a_model_built_from_a_file_has_exactly_its_tensors(standin):
     assert old.features.bn1.num_batches_tracked == 0
     # through the experiments, as a training job builds it from its rule's input
     model = {"arch": "resnet50", "weights": path.name}
-    assert torch.equal(coco.make_backbone(model, 79, str(path)).features.layer4[2].bn3.running_var,
+    assert torch.equal(coco_task.make_backbone(model, 79, str(path)).features.layer4[2].bn3.running_var,
                        state["layer4.2.bn3.running_var"])
     wb = waterbirds.make_backbone(model, str(path))  # Normalize, then the ResNet
     assert torch.equal(wb.features[1].conv1.weight, state["conv1.weight"]) and wb.classifier.out_features == 2
 
 
 def test_a_job_not_given_the_file_its_config_names_is_refused(standin, tmp_path):
-    from debias.experiments import coco, waterbirds
+    from debias.tasks import coco as coco_task
+    from debias.tasks import waterbirds
 
     path, _ = standin
     model = {"arch": "resnet50", "weights": "IMAGENET1K_V1"}
     with pytest.raises(MissingData, match=rf"config key coco\.model\.weights: 'IMAGENET1K_V1' needs the weights file "
                                           rf"{IMAGENET}, but the job was given none"):
-        coco.make_backbone(model, 79, None)
+        coco_task.make_backbone(model, 79, None)
     with pytest.raises(MissingData, match=rf"config key waterbirds\.model\.weights: .* needs the weights file "
                                           rf"{IMAGENET}, but the job was given {path}"):
         waterbirds.make_backbone(model, str(path))

@@ -40,7 +40,7 @@ def _waterbirds(files: list[str]):
 
 
 def _coco_map(files: list[str]):
-    from debias.experiments.coco import collect_map
+    from debias.experiments.coco_tables import collect_map
 
     return collect_map(files).rename(columns={"test_map": "map"})
 

@@ -148,7 +148,7 @@ def known_values(layout: Layout, key: str, config: dict | None) -> set[str] | No
         return set(layout.values[key])
     if key not in layout.method_keys:
         return None
-    from debias.config import _registry
+    from debias.config import registry
 
     known: set[str] = set()
     section = config
@@ -156,7 +156,7 @@ def known_values(layout: Layout, key: str, config: dict | None) -> set[str] | No
         section = section.get(part) if isinstance(section, dict) else None
     if isinstance(section, (list, dict)):
         known |= set(map(str, section))
-    methods = _registry()
+    methods = registry()
     if methods is not None:
         known |= set(methods.registry.names())
     return known or None

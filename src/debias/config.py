@@ -62,11 +62,12 @@ def check(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     errors += _check_reweighting(config)
     errors += _check_coco(config)
     errors += _check_waterbirds(config)
+    errors += _check_matrix(config)
     errors += pretrained.config_errors(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     warnings = missing_data(config)
-    if _registry() is None:
+    if registry() is None:
         warnings.append("methods and their hyperparameters are not checked here: this environment has no torch (the "
                         "driver's, envs/snakemake.yaml); each training job checks its own row when it starts")
     for w in warnings:
@@ -132,7 +133,7 @@ def _missing(key: str, files, targets: str, what_to_do: str) -> str:
             f"targets need them ({targets}, all) stops before any job; {what_to_do}")
 
 
-def _registry():
+def registry():
     """The method registry (``debias.methods``), or None in an environment without torch: the driver's on a cluster
     (``envs/snakemake.yaml``), which builds the DAG but runs no job."""
     try:
@@ -168,7 +169,7 @@ def method_errors(prefix: str, row: str, entry: dict[str, Any], methods, supplie
 
 def row_method(prefix: str, row: str, entry: dict[str, Any], supplied: tuple[str, ...] = ()):
     """(method class, hyperparameters) of a table row for a training job, which checks its row itself (the driver
-    may have had no torch to check it with; ``_registry``). Raises ConfigError naming the key."""
+    may have had no torch to check it with; ``registry``). Raises ConfigError naming the key."""
     from debias import methods
 
     errors = method_errors(prefix, row, entry, methods, supplied)
@@ -184,7 +185,7 @@ SECTIONS = {"fairface": "reweighting.fairface", "l2rw_mnist": "reweighting.l2rw_
 def _check_methods(section: dict[str, Any], prefix: str, rows: list[str] | None = None) -> list[str]:
     """Every row has an hparams entry naming a known method with the keys it needs (where the registry can be
     imported); ``rows`` default to the section's ``methods``."""
-    methods = _registry()
+    methods = registry()
     errors = []
     rows = section["methods"] if rows is None else rows
     for i, row in enumerate(rows):
@@ -233,7 +234,7 @@ def _check_coco(config: dict[str, Any]) -> list[str]:
         return []
     from debias.data import coco_download
 
-    methods = _registry()
+    methods = registry()
     section, errors = config["coco"], []
     for aug in section["augmentations"]:
         if aug not in section["hparams"]:
@@ -280,4 +281,47 @@ def _check_waterbirds(config: dict[str, Any]) -> list[str]:
         if any(r != "last" for r in rules) and (train["eval_every"] != 1 or "val" not in train.get("eval_splits", ["val"])):
             errors.append(f"config key waterbirds.hparams.{row}.select: {rules} selects by validation metrics, which "
                           "needs waterbirds.train.eval_every: 1 and val in waterbirds.train.eval_splits")
+    return errors
+
+
+def _check_matrix(config: dict[str, Any]) -> list[str]:
+    """Each dataset's section exists and gives a model and a train entry, its task is registered, its data are drawn
+    for the matrix's seeds; each method's own entry is valid with every dataset's schedule (where the registry can
+    be imported: the driver of a cluster run may have no torch)."""
+    section = config.get("matrix")
+    if section is None:
+        return []
+    errors = []
+    methods = registry()
+    for name, ds in section["datasets"].items():
+        key = f"matrix.datasets.{name}"
+        base = config.get(ds["from"]) if "from" in ds else {}
+        if base is None:
+            errors.append(f"config key {key}.from: no section {ds['from']!r} in this config")
+            continue
+        for part in ("model", "train"):
+            if part not in ds and part not in base:
+                errors.append(f"config key {key}: no {part!r} (give one, or `from:` a section that has one)")
+        task = ds.get("task", name)
+        if task in ("fairface", "l2rw_mnist"):
+            extra = sorted(set(section["seeds"]) - set(config["reweighting"]["seeds"]))
+            if extra:
+                errors.append(f"config key matrix.seeds: {extra} not in reweighting.seeds ({task}'s splits are drawn "
+                              f"per seed there)")
+        if methods:
+            from debias import tasks
+
+            if task not in tasks.names():
+                errors.append(f"config key {key}{'.task' if 'task' in ds else ''}: unknown dataset {task!r}; known "
+                              f"datasets (src/debias/tasks/): {', '.join(tasks.names())}")
+    for row in section["hparams"]:
+        if row not in section["methods"]:
+            errors.append(f"config key matrix.hparams.{row}: not a method of matrix.methods")
+    if methods:
+        for i, row in enumerate(section["methods"]):
+            entry = section["hparams"].get(row, {})
+            for ds in section["datasets"].values():
+                found = method_errors("matrix", row, entry, methods, supplied=tuple(ds["schedule"]),
+                                      row_key=f"matrix.methods[{i}]")
+                errors += [e for e in found if e not in errors]
     return errors

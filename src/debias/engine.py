@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from debias.batching import batches, make_batch
 from debias.io import torch_save
 from debias.losses import predicted_labels
 from debias.methods.base import Method
@@ -131,29 +132,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
-def make_batch(split: dict[str, torch.Tensor], idx: torch.Tensor, channels_last: bool = False, view=None):
-    """Index every field; ``x`` stored as uint8 is converted to float in [0, 1], or made by ``view`` from the stored
-    x. A split whose ``x`` is shared with others (COCO's γ-subsets of the train images) says which of its rows are
-    the split's in ``x_rows``."""
-    batch = {k: v[idx] for k, v in split.items() if k not in ("x", "x_rows")}
-    x = split["x"][split["x_rows"][idx]] if "x_rows" in split else split["x"][idx]
-    if view is not None:
-        batch["x"] = view(x)
-        return batch
-    if x.dtype == torch.uint8:
-        x = x.float().div_(255.0)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    batch["x"] = x
-    return batch
-
-
-def batches(split: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int, channels_last: bool = False):
-    """Consecutive batches of ``order`` (the last one may be smaller)."""
-    for start in range(0, order.numel(), batch_size):
-        yield make_batch(split, order[start : start + batch_size], channels_last)
 
 
 def epoch_indices(method: Method, n: int, batch_size: int, seed: int, epoch: int, steps: int, device):
@@ -381,7 +359,7 @@ def log_epoch(label: str, epoch: int, epochs: int, histories: list[list[dict[str
     values = {k: sum(e[k] for e in entries) / len(entries) for k, v in entries[0].items()
               if k != "epoch" and isinstance(v, (int, float))}
     val = entries[0].get("val", {})
-    shown = {k: val[k] for k in ("accuracy", "worst_group_accuracy", "macro_f1") if k in val}
+    shown = {k: val[k] for k in ("accuracy", "worst_group_accuracy", "mAP", "macro_f1") if k in val}
     left = mean_epoch_s * (epochs - epoch - 1)
     log.info("%s: epoch %d/%d %s%s (%.1f s; about %s left)", label, epoch + 1, epochs,
              " ".join(f"{k} {v:.4g}" for k, v in values.items()),

@@ -97,6 +97,20 @@ class ColorHeads(nn.Module):
         return torch.stack([head(feat) for head in self.heads], dim=2)
 
 
+class CategoricalBiasHead(nn.Module):
+    """h for a categorical bias attribute (a place, a gender): linear on the features (spatially averaged if they
+    are maps) -> [B, n_values, 1], one bias channel, so that the colour heads' per-channel loss reads it as is."""
+
+    def __init__(self, in_features: int, n_values: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, n_values)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        if feat.dim() == 4:
+            feat = feat.mean(dim=(2, 3))
+        return self.linear(feat).unsqueeze(-1)
+
+
 def he_init_(module: nn.Module) -> None:
     """The reference initialisation of f and g: conv weights N(0, 2 / (k*k*out)), BN weight 1, bias 0."""
     for m in module.modules():

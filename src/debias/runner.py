@@ -17,12 +17,14 @@ from typing import Any, Callable
 
 import torch
 
+from debias.batched import batchable, fit_batched, stack_methods
 from debias.config import SECTIONS, row_method
 from debias.engine import RunSpec, fit
 from debias.determinism import configure as configure_determinism
 from debias.io import sha256_file, torch_save, write_json
 from debias.models import Backbone
 from debias.provenance import environment
+from debias.tasks.base import check_method
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ def train_cells(
     progress: bool = True,
     group_weights: dict[int, float] | None = None,
     extra_record: Callable[[Any, RunOutputs], dict[str, Any]] | None = None,
+    task=None,
+    task_cfg: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``row`` once per run of every cell, in order; with ``train_cfg['batch_runs']`` = k > 1, k runs at a
     time as one batched model (``debias.batched``; the method must be batchable). Each cell's ``data_sha256`` maps
@@ -88,15 +92,18 @@ def train_cells(
     Model selection: the row's ``select`` hyperparameter (a list of rules of ``engine.SELECTION_RULES``, default
     ``[last]``); the first rule's weights are the run's ``model.pt`` and ``metrics``, every rule's epoch and
     metrics go to ``selections`` in metrics.json. ``group_weights`` (e.g. the training split's group counts) add
-    the weighted group accuracy to every evaluation. ``extra_record(method, run)`` adds keys to a run's record."""
+    the weighted group accuracy to every evaluation. ``extra_record(method, run)`` adds keys to a run's record.
+    ``task`` (``debias.tasks``): the dataset; a method that needs a field or label kind it lacks is refused before
+    any run starts, and its evaluation, training view and short-batch rule are the runs' (``task_cfg``: what the task
+    reads of the config for them, by default ``{"train": train_cfg}``)."""
     cls, hp = row_method(SECTIONS.get(experiment, experiment), row, hparams)
     cls_name = cls.name
+    if task is not None:
+        check_method(cls, hp, task)
     determinism = configure_determinism(train_cfg.get("deterministic", True))
     k = max(1, int(train_cfg.get("batch_runs", 1)))
     items = [(cell, run) for cell in cells for run in cell.runs]
     if k > 1 and len(items) > 1:
-        from debias.batched import batchable
-
         if not batchable(cls):
             raise ValueError(f"train.batch_runs = {k}: method {row!r} ({cls_name}) cannot train batched; set "
                              f"batch_runs: 1 for this experiment")
@@ -129,6 +136,7 @@ def train_cells(
                 select=tuple(hp.get("select", ["last"])),
                 eval_splits=tuple(train_cfg["eval_splits"]) if train_cfg.get("eval_splits") else None,
                 eval_batch_size=train_cfg.get("eval_batch_size", 1000),
+                **_task_ways(task, task_cfg or {"train": train_cfg}),
             )
             built.append((cell, run, method, init_sha256, spec))
         if len(chunk) == 1:
@@ -168,8 +176,9 @@ def train_cells(
             }
             write_json(run.metrics, record)
             run.state.unlink(missing_ok=True)
-            log.info("%s: test accuracy %.4f", spec.run_id,
-                     out["metrics"].get("test", {}).get("accuracy", float("nan")))
+            headline = task.headline if task is not None else "accuracy"
+            log.info("%s: test %s %.4f", spec.run_id, headline,
+                     out["metrics"].get("test", {}).get(headline, float("nan")))
             results.append(record)
     return results
 
@@ -177,6 +186,14 @@ def train_cells(
 def run_id(experiment: str, variant: dict[str, Any], row: str, seed: int) -> str:
     """e.g. colored_mnist/sigma2=0.02/lnl/seed=0; waterbirds/erm/seed=0 (no variant, no empty part)."""
     return "/".join([experiment, *(f"{k}={v}" for k, v in variant.items()), row, f"seed={seed}"])
+
+
+def _task_ways(task, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The RunSpec fields a task sets where it has its own ways (evaluation, training view, short batches)."""
+    if task is None:
+        return {}
+    ways = {"evaluate": task.evaluator(cfg), "train_view": task.train_view(cfg), "min_batch": task.min_batch}
+    return {k: v for k, v in ways.items() if v is not None}
 
 
 def _build(cls, hp, make_backbone, run: RunOutputs, device, train_cfg, compile: bool = True):
@@ -196,8 +213,6 @@ def _build(cls, hp, make_backbone, run: RunOutputs, device, train_cfg, compile: 
 
 def _fit_batch(cls, hp, make_backbone, device, built) -> list[dict[str, Any]]:
     """The runs of ``built`` trained as one batched method; its resumable state in the first run's state file."""
-    from debias.batched import fit_batched, stack_methods
-
     members = [b[2] for b in built]
     batched = stack_methods(members, cls(make_backbone(), hp).to(device))
     specs = [b[4] for b in built]

@@ -1,11 +1,15 @@
-"""Tidy results -> summary over seeds -> Markdown and LaTeX tables (rendered from the tidy CSV's frame)."""
+"""Tidy results -> summary over seeds -> Markdown, LaTeX and HTML tables (rendered from the tidy CSV's frame): the
+one renderer of every table (``write_tables``) and the helpers that format its cells."""
 
 from __future__ import annotations
 
 import math
 from decimal import ROUND_HALF_UP, Decimal
+from html import escape
 
 import pandas as pd
+
+from debias.io import write_text
 
 CSV_FLOAT_FORMAT = "%.6g"  # how every tidy CSV writes its floats
 
@@ -57,6 +61,18 @@ def fmt_cell(mean: float, std: float, n: int, paper: float, digits: int = 3, lat
     cell = fixed(mean, digits) + (f" {pm} {fixed(std, digits)}" if not math.isnan(std) else f" (n={n})")
     if not math.isnan(paper):
         cell += f" [{paper_value(paper, digits)}, {fixed(mean - paper, digits, sign=True)}]"
+    return cell
+
+
+def fmt_plain_cell(mean: float, std: float = math.nan, paper: float = math.nan, digits: int = 2, flag: str = "",
+                   detail: str = "", latex: bool = False) -> str:
+    """mean ± std (where ``std`` is not NaN), ``detail``, [the paper's value then ``flag``, the difference] (where
+    ``paper`` is not NaN), every number with ``digits`` decimals as Python's format rounds it: the COCO tables'
+    cells (unlike ``fmt_cell``: no seed count, the paper's value with ``digits`` decimals too)."""
+    pm = r"$\pm$" if latex else "±"
+    cell = f"{mean:.{digits}f}" + (f" {pm} {std:.{digits}f}" if not math.isnan(std) else "") + detail
+    if not math.isnan(paper):
+        cell += f" [{paper:.{digits}f}{flag}, {mean - paper:+.{digits}f}]"
     return cell
 
 
@@ -137,8 +153,6 @@ HTML_STYLE = ("body{font:14px/1.45 system-ui,sans-serif;margin:1em;color:#222}p{
 def to_html(wide: pd.DataFrame, caption: str, notes=()) -> str:
     """A standalone HTML page of the table: its caption above, the notes below, every cell as in the Markdown
     (the report shows it in a frame)."""
-    from html import escape
-
     head = "".join(f"<th>{escape(str(c))}</th>" for c in [wide.index.name, *wide.columns])
     body = "".join("<tr><th>" + escape(str(idx)) + "</th>" + "".join(f"<td>{escape(str(v))}</td>" for v in row)
                    + "</tr>\n" for idx, row in wide.iterrows())
@@ -148,14 +162,15 @@ def to_html(wide: pd.DataFrame, caption: str, notes=()) -> str:
             f"</thead>\n<tbody>\n{body}</tbody>\n</table>\n{notes}</body></html>\n")
 
 
-def write_tables(wide: pd.DataFrame, caption: str, label: str, md: str, tex: str, html: str, notes=(),
+def write_tables(wide: pd.DataFrame, caption: str, label: str, md: str, tex: str | None, html: str | None, notes=(),
                  latex_wide: pd.DataFrame | None = None, latex_notes=None) -> None:
-    """One table as Markdown (caption, table, notes), LaTeX (``latex_wide`` where its cells differ; the notes
-    appended to the caption) and HTML, all from the same frame."""
-    from debias.io import write_text
-
+    """The one renderer of every table: Markdown (caption, table, notes), LaTeX (``latex_wide`` where its cells
+    differ; the notes appended to the caption) and HTML, all from the same frame; ``tex`` or ``html`` None where a
+    rule makes no such file."""
     notes = [n for n in notes if n]
     latex_notes = notes if latex_notes is None else [n for n in latex_notes if n]
     write_text(md, f"{caption}\n\n" + to_markdown(wide) + "".join(f"\n{n}\n" for n in notes))
-    write_text(tex, to_latex(wide if latex_wide is None else latex_wide, " ".join([caption, *latex_notes]), label))
-    write_text(html, to_html(wide, caption, notes))
+    if tex is not None:
+        write_text(tex, to_latex(wide if latex_wide is None else latex_wide, " ".join([caption, *latex_notes]), label))
+    if html is not None:
+        write_text(html, to_html(wide, caption, notes))

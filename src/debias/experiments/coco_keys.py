@@ -1,4 +1,15 @@
-"""Names the COCO rules and the table code share, importable without torch (the workflow's driver needs no torch)."""
+"""Names the COCO stages, the rules and the table code share, importable without torch (the workflow's driver needs
+no torch)."""
+
+from __future__ import annotations
+
+SPLIT_NAMES = {"none": "no balance", "gamma1": "γ = 1", "gamma2": "γ = 2", "gamma3": "γ = 3"}
+AUG_NAMES = {"nomix": "normal", "mixup": "mixup", "cutmix": "cutmix"}
+
+
+def gamma_of(split: str) -> int | None:
+    """The γ of a training split's name (gamma1 -> 1), None for the whole train split ("none")."""
+    return None if split == "none" else int(split.removeprefix("gamma"))
 
 
 def f1_curve_key(mode: str, split: str | None) -> str:

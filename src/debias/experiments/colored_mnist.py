@@ -14,11 +14,11 @@ from debias.data import colored_mnist as cm
 from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
-from debias.models import colored_mnist_backbone
+from debias import tasks
 from debias.runner import Cell, RunOutputs, data_hashes, train_cells
 
 log = logging.getLogger(__name__)
-GROUP_NAMES = {0: "bias_conflicting", 1: "bias_aligned"}
+GROUP_NAMES = tasks.get("colored_mnist").group_names
 # Said in the table, the figure and the report wherever our numbers sit beside the paper's.
 NOT_COMPARABLE = {
     "generate": "not directly comparable: our data are generated with our own colours (tab10 means), the "
@@ -50,16 +50,12 @@ def train(*, hparams, model, train_cfg, sigma2s: list[str], row: str, seeds, dat
     ``init_models``, ``metrics``, ``models``, ``states`` list sigma2-major, seed-minor. One sigma2's data is on the
     device at a time, except in a batch of runs (``train.batch_runs``) spanning several."""
     dev = resolve_device(device)
-    m = model
-
-    def make_backbone():
-        return colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])
-
+    task = tasks.get("colored_mnist")
     k = int(train_cfg.get("batch_runs", 1))
 
     @functools.lru_cache(maxsize=1 if k == 1 else None)  # batched: a batch may span every sigma2 of the job
     def load(data_file):
-        return cm.training_splits(torch.load(data_file, map_location="cpu", weights_only=True), dev)
+        return task.load({"data": data_file}, dev, seed=0)
 
     n = len(seeds)
     cells = []
@@ -74,7 +70,8 @@ def train(*, hparams, model, train_cfg, sigma2s: list[str], row: str, seeds, dat
         cells.append(Cell({"sigma2": sigma2}, lambda seed, f=data_file: load(f), runs,
                           data_hashes({"data": data_file})))
     train_cells(experiment="colored_mnist", cells=cells, row=row, hparams=hparams, train_cfg=train_cfg,
-                make_backbone=make_backbone, model_cfg=model, device=dev, group_names=GROUP_NAMES)
+                make_backbone=lambda: task.backbone(model, {}), model_cfg=model, device=dev,
+                group_names=task.group_names, task=task)
 
 
 # aggregation imports pandas / matplotlib lazily: training jobs never pay for them

@@ -21,12 +21,12 @@ from debias.devices import resolve_device
 from debias.experiments.reweighting_figures import (FAIRFACE_FIGURES, NOT_IN_PAPER_FIGURES, PAPER_FIGURE, PAPER_SHARES,
                                                     figure_caption, parse_stem, share_step)
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
-from debias.models import l2rw_lenet_backbone
+from debias import tasks
 from debias.runner import Cell, RunOutputs, data_hashes, train_cells
 
 log = logging.getLogger(__name__)
 EXPERIMENTS = ("fairface", "l2rw_mnist")
-CLASS_NAMES = {"fairface": {0: "poc", 1: "white"}, "l2rw_mnist": {0: "digit4", 1: "digit9"}}
+CLASS_NAMES = {name: tasks.get(name).group_names for name in ("fairface", "l2rw_mnist")}
 MNIST_DIGITS = (4, 9)  # label 0 (minority), label 1 (majority)
 
 
@@ -85,39 +85,27 @@ def build_splits(pool_file: str, section: dict[str, Any], share: float, seeds: l
     log.info("share %s: class counts %s", share, counts)
 
 
-def seed_splits(pool: dict, split: dict, device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
-    out = {}
-    for name, source in (("train", "train"), ("val", "train"), ("test", "test")):
-        idx = split[name]
-        y = pool[f"{source}_y"][idx]
-        out[name] = {"x": pool[f"{source}_x"][idx].to(device), "y": y.to(device), "group": y.to(device)}
-    return out
-
-
 # -- training ----------------------------------------------------------------------------------------------
 def train(*, experiment: str, shares: list[str], row: str, hparams, train_cfg, model, seeds, pool_file,
           split_files, metrics, models, states, device) -> None:
     """Train ``row`` for every (share, seed); ``metrics``, ``models``, ``states`` list share-major, seed-minor."""
     dev = resolve_device(device)
-    pool = torch.load(pool_file, map_location="cpu", weights_only=True)
-    size = pool["train_x"].shape[-1]
-
-    def make_backbone():
-        return l2rw_lenet_backbone(1, pool["train_x"].shape[1], model["width"], size)
-
+    task = tasks.get(experiment)
     n = len(seeds)
     pool_sha256 = data_hashes({"pool": pool_file})
     cells = []
     for i, (share, split_file) in enumerate(zip(shares, split_files)):
-        splits = torch.load(split_file, map_location="cpu", weights_only=True)["splits"]
         runs = [RunOutputs(seed=int(s), metrics=Path(m), model=Path(md), state=Path(st))
                 for s, m, md, st in zip(seeds, metrics[i * n:(i + 1) * n], models[i * n:(i + 1) * n],
                                         states[i * n:(i + 1) * n])]
-        cells.append(Cell({"share": share}, lambda seed, splits=splits: seed_splits(pool, splits[seed], dev), runs,
+        inputs = {"pool": pool_file, "split": split_file}
+        cells.append(Cell({"share": share}, lambda seed, inputs=inputs: task.load(inputs, dev, seed), runs,
                           {**pool_sha256, **data_hashes({"split": split_file})}))
+    first = cells[0].splits_of(cells[0].runs[0]) if cells and cells[0].runs else None
     # one share after another; with train.batch_runs > 1, that many runs at once (a batch may span shares)
     train_cells(experiment=experiment, cells=cells, row=row, hparams=hparams, train_cfg=train_cfg,
-                make_backbone=make_backbone, model_cfg=model, device=dev, group_names=CLASS_NAMES[experiment])
+                make_backbone=lambda: task.backbone(model, first), model_cfg=model, device=dev,
+                group_names=task.group_names, task=task)
 
 
 # -- aggregation -------------------------------------------------------------------------------------------

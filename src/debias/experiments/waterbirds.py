@@ -23,7 +23,9 @@ import torch
 from debias.data import waterbirds as wb
 from debias.devices import resolve_device
 from debias.io import read_json, write_text
+from debias import tasks
 from debias.runner import RunOutputs, data_hashes, train_cell
+from debias.tasks.waterbirds import train_group_weights
 
 log = logging.getLogger(__name__)
 GROUP_NAMES = wb.GROUP_NAMES
@@ -59,34 +61,6 @@ def prepare(section: dict[str, Any], data_out: str, recipe_out: str, threads: in
 # -- train --------------------------------------------------------------------------------------------------
 
 
-def make_backbone(model_cfg: dict[str, Any], weights_file: str | None = None):
-    """ResNet-50 (from the weights file ``weights_file`` that ``model.weights`` names, or random) or the mini small
-    ResNet, 2 outputs, ImageNet normalisation of [0, 1] input in front of the features (the engine feeds uint8
-    images as float in [0, 1])."""
-    from torch import nn
-
-    from debias.data.image_pipeline import IMAGENET_MEAN, IMAGENET_STD
-    from debias.data.pretrained import job_file
-    from debias.models import Normalize, resnet50_backbone, small_resnet_backbone
-
-    if model_cfg["arch"] == "resnet50":
-        backbone = resnet50_backbone(2, job_file(model_cfg, weights_file, "waterbirds.model.weights"))
-    else:
-        backbone = small_resnet_backbone(2, model_cfg.get("widths", (8, 16, 32)))
-    backbone.features = nn.Sequential(Normalize(IMAGENET_MEAN, IMAGENET_STD), backbone.features)
-    return backbone
-
-
-def load_prepared(data_file: str, device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
-    prepared = torch.load(data_file, map_location="cpu", weights_only=False)
-    return {name: {k: v.to(device) for k, v in split.items()} for name, split in prepared["splits"].items()}
-
-
-def train_counts(splits) -> dict[int, float]:
-    counts = torch.bincount(splits["train"]["group"].long(), minlength=len(GROUP_NAMES))
-    return {g: float(c) for g, c in enumerate(counts.tolist())}
-
-
 def train(*, hparams, model, train_cfg, row: str, epsilon_percentile: float | None, seeds, data: str,
           metrics, models, states, device, weights_file: str | None = None) -> None:
     """Train ``row`` (with ``epsilon_percentile`` replacing its own, for the fisher_flat sweep) for every seed;
@@ -94,13 +68,14 @@ def train(*, hparams, model, train_cfg, row: str, epsilon_percentile: float | No
     from debias.methods.fisher import split_traces
 
     dev = resolve_device(device)
-    splits = load_prepared(data, dev)
+    task = tasks.get("waterbirds")
+    splits = task.load({"data": data}, dev, seed=0)
     hp = {**hparams, "autocast": train_cfg.get("autocast", True)}
     variant = {}
     if epsilon_percentile is not None:
         hp["epsilon_percentile"] = epsilon_percentile
         variant = {"epsilon_percentile": epsilon_percentile}
-    weights = train_counts(splits)
+    weights = train_group_weights(splits)
     bs = train_cfg.get("eval_batch_size", 1000)
 
     def traces(method, run):
@@ -113,9 +88,9 @@ def train(*, hparams, model, train_cfg, row: str, epsilon_percentile: float | No
     runs = [RunOutputs(seed=int(s), metrics=Path(mo), model=Path(md), state=Path(st))
             for s, mo, md, st in zip(seeds, metrics, models, states, strict=True)]
     train_cell(experiment="waterbirds", variant=variant, row=row, hparams=hp, train_cfg=train_cfg, splits=splits,
-               make_backbone=lambda: make_backbone(model, weights_file), model_cfg=model, runs=runs,
-               data_sha256=data_hashes({"data": data}), device=dev, group_names=GROUP_NAMES, progress=False,
-               group_weights=weights, extra_record=traces)
+               make_backbone=lambda: task.backbone(model, splits, weights_file), model_cfg=model, runs=runs,
+               data_sha256=data_hashes({"data": data}), device=dev, group_names=task.group_names, progress=False,
+               group_weights=weights, extra_record=traces, task=task)
 
 
 # -- aggregate ----------------------------------------------------------------------------------------------
@@ -177,10 +152,7 @@ def wide_cells(summary, latex: bool = False):
     wide = wide.reindex(index=list(dict.fromkeys(summary["row"])), columns=list(METRICS))
     epochs = summary.groupby("row", sort=False).agg(sel=("selected_epoch_mean", "first"), ep=("epochs", "first"))
     wide["selected epoch (mean)"] = [f"{epochs.loc[r, 'sel']:.1f} / {epochs.loc[r, 'ep']}" for r in wide.index]
-    wide.index.name = "method (selection)"
-    if latex:
-        wide.index = [r.replace("ε", r"$\varepsilon$") for r in wide.index]
-        wide.index.name = "method (selection)"
+    wide.index.name = "method (selection)"  # to_latex writes the row labels' ε as LaTeX
     return wide.fillna("–")
 
 

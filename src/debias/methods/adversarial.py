@@ -97,6 +97,7 @@ def frozen(module: torch.nn.Module):
 
 class _WithBiasHead(Method):
     needs = ("x", "y", "bias")
+    label_kinds = ("single", "multi")  # the task loss is mean_cross_entropy's: sigmoid CE on multi-hot rows
 
     def __init__(self, backbone: Backbone, hp):
         super().__init__(backbone, hp)

@@ -23,6 +23,10 @@ RUN_KEYS = ("method", "epochs", "steps", "batch_size", "select", "init_from")
 class Method(ABC):
     name = "?"
     needs: tuple[str, ...] = ("x", "y")  # batch fields the method reads
+    # the label kinds its losses take (``debias.tasks``: single = a class index, multi = a multi-hot row)
+    label_kinds: tuple[str, ...] = ("single",)
+    # splits besides train that the method reads in ``attach`` (e.g. l2rw's clean meta set from val)
+    needs_splits: tuple[str, ...] = ()
     # keys every config entry of the method must have; besides, `epochs` or `steps` (the run's length) and
     # optionally `lr_step_epochs` + `lr_gamma` (x gamma every k epochs), `lr_halve_second_half`, `batch_size`
     hparams: tuple[str, ...] = ("lr", "momentum", "weight_decay")
@@ -39,6 +43,11 @@ class Method(ABC):
         self.modules = nn.ModuleDict()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+
+    @classmethod
+    def required_fields(cls, hp: dict[str, Any]) -> tuple[str, ...]:
+        """Batch fields the hyperparameters ``hp`` add to ``needs`` (e.g. a pairing by group)."""
+        return ()
 
     # -- building blocks ------------------------------------------------------------------------------
     def make_sgd(self, key: str, params, lr: float | None = None) -> torch.optim.Optimizer:

@@ -31,6 +31,7 @@ def _luma(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 @register("baseline")
 class Baseline(Method):
     batchable = True
+    label_kinds = ("single", "multi")
     def __init__(self, backbone: Backbone, hp):
         super().__init__(backbone, hp)
         self.modules["f"] = backbone.features

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from debias.batching import batches
 from debias.data.image_pipeline import autocast
 from debias.losses import per_example_loss
 from debias.methods.erm import ERM
@@ -117,7 +118,6 @@ def split_traces(features: nn.Module, classifier: nn.Module, split: dict[str, to
                  batch_size: int = 256, chunk_size: int | None = None, channels_last: bool = False) -> torch.Tensor:
     """``model_traces`` of every sample of a stored split (its ``x`` read batch by batch as the engine feeds it:
     uint8 images scaled to [0, 1]), in split order."""
-    from debias.engine import batches  # the engine imports the method classes
 
     order = torch.arange(split["y"].shape[0], device=split["y"].device)
     return torch.cat([model_traces(features, classifier, b["x"], trace, batch_size, chunk_size)
@@ -180,6 +180,7 @@ def dual_step(mu: torch.Tensor, index: torch.Tensor, violation: torch.Tensor, st
 @register("fisher_flat")
 class FisherFlat(ERM):
     needs = ("x", "y", "index")
+    label_kinds = ("single",)  # the closed-form trace is the softmax's (or one logit's sigmoid)
     # optional: epsilon (absolute; replaces the percentile), trace_chunk (trace: full)
     hparams = ERM.hparams + ("trace", "multipliers", "dual_step_size", "epsilon_percentile", "warmup_epochs")
     optional_hparams = ERM.optional_hparams + ("epsilon", "trace_chunk")

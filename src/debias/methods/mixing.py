@@ -111,8 +111,12 @@ def box_mask(r1, r2, c1, c2, h: int, w: int) -> torch.Tensor:
 class NoMix(Method):
     """Plain training with the chosen loss; the base of mixup and CutMix."""
 
+    label_kinds = ("single", "multi")
     hparams = ("lr", "weight_decay", "loss", "train_layers")
-    optional_hparams = ("autocast", "pairing", "pair_field")  # Adam at a constant lr: no lr schedule keys
+    # Adam at a constant lr (the paper's); ``optimizer: sgd`` with ``momentum`` (and the lr schedule keys) trains on
+    # another task's SGD schedule (the method x dataset matrix)
+    optional_hparams = ("autocast", "pairing", "pair_field", "optimizer", "momentum", "lr_step_epochs", "lr_gamma",
+                        "lr_halve_second_half")
 
     def __init__(self, backbone: Backbone, hp: dict[str, Any]):
         super().__init__(backbone, hp)
@@ -126,13 +130,23 @@ class NoMix(Method):
         if self.head_only:
             self.modules["f"].requires_grad_(False)
         params = [p for p in self.modules.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
-        self.optimizers["fg"] = self.opt
+        optimizer = hp.get("optimizer", "adam")
+        if optimizer == "sgd":
+            self.opt = self.make_sgd("fg", params)
+        elif optimizer == "adam":
+            self.opt = torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+            self.optimizers["fg"] = self.opt
+        else:
+            raise ValueError(f"{self.name}: optimizer {optimizer!r}; expected 'adam' or 'sgd'")
         self.use_autocast = hp.get("autocast", True)
         self.class_weight: torch.Tensor | None = None  # set by attach from the training split
         self._beta: dict[torch.device, torch.distributions.Beta] = {}  # mixup / cutmix: Beta(alpha, alpha) per device
         if hp.get("pairing", "random") == "balanced":
             self.needs = ("x", "y", hp.get("pair_field", "group"))
+
+    @classmethod
+    def required_fields(cls, hp):
+        return (hp.get("pair_field", "group"),) if hp.get("pairing", "random") == "balanced" else ()
 
     def attach(self, splits):
         if self.hp["loss"] == "bce":

@@ -16,6 +16,7 @@ from torch.func import functional_call
 from debias.losses import member_mean, member_sum, per_example_loss
 from debias.methods.erm import Baseline
 from debias.methods.registry import register
+from debias.stacked import StackedModule
 
 
 def class_counts(y: torch.Tensor) -> torch.Tensor:
@@ -40,7 +41,6 @@ def batch_norm_stats_kept(model: torch.nn.Module):
     stops tracking for the while (what ``torch.func.replace_all_batch_norm_modules_`` does for good). For
     forwards that are not training steps, which also run inside torch.func transforms, where a write to a
     buffer is refused."""
-    from debias.batched import StackedModule
 
     modules = [m for sub in model.modules() for m in (sub.template.modules() if isinstance(sub, StackedModule)
                                                        else [sub])]
@@ -84,6 +84,8 @@ class Proportion(_Reweighted):
     """Inverse class frequency, normalised over classes, not over the batch (the reference code: for two
     classes with majority share p, weight p for the minority and 1 - p for the majority)."""
 
+    label_kinds = ("single",)  # a class frequency per sample needs one class per sample
+
     def attach(self, splits):
         super().attach(splits)
         inv = 1.0 / class_counts(splits["train"]["y"]).clamp(min=1)
@@ -102,6 +104,8 @@ class Proportion(_Reweighted):
 @register("resample")
 class Resample(Baseline):
     """Class-balanced batches: each step draws batch_size / C examples of every class, with replacement."""
+
+    label_kinds = ("single",)
 
     def attach(self, splits):
         super().attach(splits)
@@ -127,6 +131,7 @@ class HardMining(_Reweighted):
     batch-mean loss, so all majority examples tie and the first k in batch order are taken."""
 
     hparams = Baseline.hparams + ("ties",)
+    label_kinds = ("single",)  # minority and majority are classes
 
     def attach(self, splits):
         super().attach(splits)
@@ -209,6 +214,7 @@ class LearningToReweight(_Reweighted):
     forwards leave them alone), so a step moves them once, as a baseline step does."""
 
     needs = ("x", "y")
+    needs_splits = ("val",)  # the clean meta set: ``meta`` where the task gives one, else ``val``
     hparams = Baseline.hparams + ("meta_lr",)
     optional_hparams = Baseline.optional_hparams + ("meta_gradient",)  # lookahead (default) | forward
 
@@ -225,9 +231,9 @@ class LearningToReweight(_Reweighted):
 
     def attach(self, splits):
         super().attach(splits)
-        if "val" not in splits:
-            raise KeyError("l2rw needs a clean validation split ('val') and this dataset has none")
-        val = splits["val"]
+        if "val" not in splits and "meta" not in splits:
+            raise KeyError("l2rw needs a clean validation split ('val' or 'meta') and this dataset has none")
+        val = splits.get("meta", splits.get("val"))
         self.val_x = val["x"].float().div(255.0) if val["x"].dtype == torch.uint8 else val["x"]
         self.val_y = val["y"]
 

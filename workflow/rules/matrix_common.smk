@@ -1,0 +1,38 @@
+# The method x dataset matrix: paths, and the input functions of the rules in matrix.smk.
+# (docs/matrix.md) Every method of matrix.methods on every dataset of matrix.datasets,
+# from the experiments' prepared data; a job per (dataset, method), or (methods_per_job: all) one per dataset. A method
+# a dataset cannot feed gets an `n/a` record from its job (deciding needs torch, which a cluster's driver may lack).
+MX = config.get("matrix")
+MX_RUNS = f"{RESULTS}/runs/matrix"
+MX_STATE = f"{RESULTS}/state/matrix"
+
+
+def matrix_outputs():
+    if MX is None:
+        return []
+    return [f"{RESULTS}/tables/method_matrix.{e}" for e in ("csv", "md", "tex", "html")] + [
+        f"{RESULTS}/figures/method_matrix.{e}" for e in ("png", "pdf")]
+
+
+if MX is not None:
+    MX_DATASETS = list(MX["datasets"])
+    MX_METHODS = list(MX["methods"])
+    MX_JOB_METHODS = ["{method}"] if MX["methods_per_job"] == 1 else MX_METHODS
+    MX_JOB_NAME = "{method}" if MX["methods_per_job"] == 1 else "all_methods"
+
+    def mx_section(entry):
+        """The dataset's model / train / image: its experiment's section (``from``), the entry's own keys over it."""
+        base = (config.get(entry["from"]) or {}) if "from" in entry else {}
+        return {k: {**(base.get(k) or {}), **(entry.get(k) or {})} for k in ("model", "train", "image")}
+
+    def mx_inputs(entry):
+        """The prepared files a dataset's runs read (``inputs``, {results} replaced), and the pretrained weights its
+        experiment's model starts from."""
+        files = {role: path.format(results=RESULTS) for role, path in entry["inputs"].items()}
+        return {**files, **(pretrained_input(entry["from"]) if "from" in entry else {})}
+
+    def mx_run(dataset, method, seed):
+        return f"{MX_RUNS}/{dataset}/{method}/seed={seed}/metrics.json"
+
+    def mx_job_methods(wc):
+        return [wc.method] if MX["methods_per_job"] == 1 else MX_METHODS
