@@ -140,3 +140,8 @@ def test_matrix_hyperparameters_take_the_schedule_keys_a_method_knows():
         "n/a: no validation split for the method's clean meta set")
     assert matrix.cell_status("colored_mnist", "l2rw", {"schedule": schedule, "val_from_test": 0.1,
                                                         "meta_per_group": 5}, {}) == "ok"
+    fisher = {"trace": "last_layer", "multipliers": "per_sample", "dual_step_size": 0.01, "epsilon_percentile": 50,
+              "warmup_epochs": 1}
+    assert matrix.cell_status("waterbirds", "fisher_flat", {"schedule": {**schedule, "epochs": 2}}, fisher) == (
+        "n/a: the dataset's 2 epochs leave fisher_flat no epoch after its warm-up to select (it needs 3)")
+    assert matrix.cell_status("waterbirds", "fisher_flat", {"schedule": schedule}, fisher) == "ok"

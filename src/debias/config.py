@@ -97,7 +97,7 @@ def missing_data(config: dict[str, Any]) -> list[str]:
     csvs = [layout.fairface_label_csv(ff["root"], s) for s in ("train", "val")]
     if ff["source"] == "release" and any(not p.is_file() for p in csvs):
         out.append(f"config key reweighting.fairface.root: {', '.join(str(p) for p in csvs if not p.is_file())} not "
-                   "found; the FairFace jobs will fail until the release is placed there (see README, 'FairFace "
+                   "found; the FairFace jobs will fail until the release is placed there (see docs/reweighting.md, 'FairFace "
                    "data'), the other jobs run")
     coco = config.get("coco")
     if coco and coco["source"] != "embedded" and offline and coco_download.missing(coco):
@@ -119,7 +119,7 @@ def missing_data(config: dict[str, Any]) -> list[str]:
         elif offline and not meta.is_file():
             out.append(_missing("waterbirds.root", [meta], "waterbirds",
                                 f"place the {wb['source']} release folder {meta.parent.name}/ under {wb['root']!r} "
-                                "(README, 'Waterbirds'), or set allow_download: true"))
+                                "(docs/waterbirds.md, 'Protocol'), or set allow_download: true"))
     mirrors = pretrained.settings(config)["mirrors"]
     for path, keys in (pretrained.missing(config) if offline else {}).items():
         where = f"; it is published at {mirrors[0]}{path.name}" if mirrors else ""

@@ -172,6 +172,15 @@ class Run:
     state: str
 
 
+# -- the method x dataset matrix ---------------------------------------------------------------------------------
+def mx_run(results: str, dataset: str, method: str, seed) -> str:
+    return f"{results}/runs/matrix/{dataset}/{method}/seed={seed}/metrics.json"
+
+
+def mx_state(results: str, dataset: str, method: str, seed) -> str:
+    return f"{results}/state/matrix/{dataset}/{method}/seed={seed}.pt"
+
+
 def training_runs(config: dict[str, Any]) -> dict[str, list[Run]]:
     """Table (experiment) -> every training run that its rule `all` needs, in table order."""
     results = config["results"]
@@ -201,6 +210,12 @@ def training_runs(config: dict[str, Any]) -> dict[str, list[Run]]:
             Run("coco", f"coco/split={sp}/{aug}/pairing={pa}/lr={lr}/seed={s}", "coco", aug,
                 coco_run(results, sp, aug, pa, lr, s, "metrics.json"), coco_state(results, sp, aug, pa, lr, s))
             for sp, aug, pa, lr in coco_cells(coco) for s in coco["seeds"]]
+    mx = config.get("matrix")
+    if mx is not None:
+        out["method_matrix"] = [
+            Run("method_matrix", f"matrix/{d}/{m}/seed={s}", "matrix", m, mx_run(results, d, m, s),
+                mx_state(results, d, m, s))
+            for m in mx["methods"] for d in mx["datasets"] for s in mx["seeds"]]
     return out
 
 
@@ -224,5 +239,7 @@ def table_files(config: dict[str, Any]) -> dict[str, list[str]]:
         out["waterbirds"] = [f"{tables}/waterbirds.csv"]
     if config.get("coco") is not None:
         out["coco"] = [f"{tables}/coco_{t}.csv" for t in ("splits", "map", "leakage")]
+    if config.get("matrix") is not None:
+        out["method_matrix"] = [f"{tables}/method_matrix.csv"]
     out["claims"] = [f"{tables}/claims.csv"]
     return out

@@ -36,7 +36,7 @@ def environment(device) -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_isa_env": {k: os.environ[k] for k in CPU_ISA_VARIABLES if k in os.environ},
         "git_commit": git_commit(),
-        # which GPU(s) the job was pinned to (README, "Full scale"), and the Slurm job it ran in
+        # which GPU(s) the job was pinned to (docs/full_scale.md, "GPUs"), and the Slurm job it ran in
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }

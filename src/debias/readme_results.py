@@ -158,9 +158,36 @@ def claims(tables: Path) -> str:
             + _table(["paper", "claims", "holds", "does not hold", "inconclusive", "not run"], rows))
 
 
+def matrix(tables: Path) -> str:
+    """Per dataset of the method x dataset matrix: how many methods ran, the best and the baseline on the worst-group
+    metric (rule matrix_table's method_matrix.csv)."""
+    d = pd.read_csv(tables / "method_matrix.csv")
+    rows = []
+    for dataset in d.dataset.unique():
+        cells = d[d.dataset == dataset]
+        worst = cells[cells.metric == cells.metric.iloc[0]]
+        ok = worst[worst.status == "ok"].sort_values("mean", ascending=False, kind="stable")
+        base = worst[worst.method == "baseline"]
+        best = ok.iloc[0] if len(ok) else None
+        rows.append([dataset, f"{len(ok)} of {len(worst)}", str(worst.metric.iloc[0]),
+                     "–" if best is None else f"`{best.method}` {best['mean']:.1f}",
+                     "–" if base.empty or base.status.iloc[0] != "ok" else f"{base['mean'].iloc[0]:.1f}"])
+    n = int(d.loc[d.status == "ok", "n_seeds"].max())
+    return (f"Test worst-group metric (%), mean over {n} seeds; every cell, the average beside it and each `n/a`'s "
+            f"reason in `tables/method_matrix.md`:\n\n"
+            + _table(["dataset", "methods run", "metric", "best", "baseline"], rows))
+
+
+def matrix_cells(tables: Path) -> str:
+    """The matrix's every cell as the rule rendered it (method_matrix.md's table and notes, without its caption)."""
+    text = (tables / "method_matrix.md").read_text()
+    return text.split("\n\n", 1)[1].strip()
+
+
 SNIPPETS: dict[str, Callable[[Path], str]] = {"colored_mnist": colored_mnist, "l2rw_mnist": l2rw_mnist,
                                               "fairface": fairface, "coco": coco, "waterbirds": waterbirds,
-                                              "claims": claims}
+                                              "claims": claims, "matrix": matrix,
+                                              "matrix_cells": matrix_cells}
 
 
 def _pair(name: str) -> re.Pattern:

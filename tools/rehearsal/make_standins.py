@@ -4,7 +4,7 @@ code path can run (the rehearsal tests, tests/test_rehearsal.py) where the real 
     python tools/rehearsal/make_standins.py OUT_DIR [--counts small|full] [--datasets mnist fairface ...]
                                             [--workers N] [--image-size PX] [--config config/config.yaml]
 
-then run the full config on them, targets first (README, "Rehearsing the full config"):
+then run the full config on them, targets first (docs/full_scale.md, "Rehearsing the full config"):
 
     snakemake TARGETS --cores 2 --configfile config/config.yaml OUT_DIR/roots.yaml tools/rehearsal/rehearsal.yaml \
         --config results=results/rehearsal

@@ -172,7 +172,7 @@ if coco_f1_curves():
             "../../scripts/coco_f1_leakage.py"
 
 
-# G2 calibration: `snakemake coco_calibration` (README, "COCO"); not part of `all`.
+# G2 calibration: `snakemake coco_calibration` (docs/coco.md); not part of `all`.
 if COCO.get("calibration"):
 
     rule coco_calibration_train:

@@ -16,7 +16,7 @@ if MX is not None:
                 task=_entry.get("task", _ds),
                 methods=mx_job_methods,
                 seeds=MX["seeds"],
-                state=lambda wc, _ds=_ds: [f"{MX_STATE}/{_ds}/{m}/seed={s}.pt" for m in mx_job_methods(wc)
+                state=lambda wc, _ds=_ds: [_paths.mx_state(RESULTS, _ds, m, s) for m in mx_job_methods(wc)
                                            for s in MX["seeds"]],
                 entry=coco_sorted(_entry),
                 # the methods' own entries (only this job's: another method's edit reruns nothing here)

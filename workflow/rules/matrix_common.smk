@@ -2,9 +2,9 @@
 # (docs/matrix.md) Every method of matrix.methods on every dataset of matrix.datasets,
 # from the experiments' prepared data; a job per (dataset, method), or (methods_per_job: all) one per dataset. A method
 # a dataset cannot feed gets an `n/a` record from its job (deciding needs torch, which a cluster's driver may lack).
+from debias import paths as _paths
+
 MX = config.get("matrix")
-MX_RUNS = f"{RESULTS}/runs/matrix"
-MX_STATE = f"{RESULTS}/state/matrix"
 
 
 def matrix_outputs():
@@ -32,7 +32,7 @@ if MX is not None:
         return {**files, **(pretrained_input(entry["from"]) if "from" in entry else {})}
 
     def mx_run(dataset, method, seed):
-        return f"{MX_RUNS}/{dataset}/{method}/seed={seed}/metrics.json"
+        return _paths.mx_run(RESULTS, dataset, method, seed)
 
     def mx_job_methods(wc):
         return [wc.method] if MX["methods_per_job"] == 1 else MX_METHODS

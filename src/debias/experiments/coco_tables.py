@@ -115,7 +115,7 @@ def table_calibration(runs: list[tuple[str, str]], paper: dict, aug: str, config
     # the rule makes the Markdown only (no LaTeX, no HTML); the note's leading newline keeps the page's two blank
     # lines above it, as the file has always had
     write_tables(wide, caption, "tab:coco_g2_calibration", out_md, None, None,
-                 [f"\n{closest}Set coco.hparams.*.train_layers to the regime to use (README, COCO, G2)."])
+                 [f"\n{closest}Set coco.hparams.*.train_layers to the regime to use (docs/coco.md, G2)."])
     return d
 
 

@@ -91,6 +91,9 @@ def cell_status(task_name: str, method: str, entry: dict[str, Any], own: dict[st
     """``ok``, or ``n/a: <why>`` where the method cannot run on the dataset."""
     cls, hp = method_hparams(method, entry["schedule"], own)
     why = tasks.mismatch(cls, hp, adapted_task(tasks.get(task_name), entry))
+    if why is None and hp.get("epochs") is not None and hp["epochs"] < cls.min_epochs(hp):
+        why = (f"the dataset's {hp['epochs']} epochs leave {method} no epoch after its warm-up to select (it needs "
+               f"{cls.min_epochs(hp)})")
     return "ok" if why is None else f"n/a: {why}"
 
 

@@ -45,6 +45,11 @@ class Method(ABC):
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
 
     @classmethod
+    def min_epochs(cls, hp: dict[str, Any]) -> int:
+        """The fewest epochs with one its ``selectable`` allows (a method with a warm-up needs more than it)."""
+        return 1
+
+    @classmethod
     def required_fields(cls, hp: dict[str, Any]) -> tuple[str, ...]:
         """Batch fields the hyperparameters ``hp`` add to ``needs`` (e.g. a pairing by group)."""
         return ()

@@ -222,7 +222,16 @@ class FisherFlat(ERM):
         """Not the warm-up epochs (plain ERM). With per-sample multipliers not the first constrained epoch either:
         each sample is drawn once per epoch and its μ_i, 0 until its first visit, moves only after it, so every
         step of that epoch has μ = 0 on its batch and the epoch's weights are still ERM's (bit for bit)."""
-        return epoch > self.hp["warmup_epochs"] + (1 if self.hp["multipliers"] == "per_sample" else 0)
+        return epoch > self.first_unselectable(self.hp)
+
+    @classmethod
+    def first_unselectable(cls, hp) -> int:
+        """The last epoch ``selectable`` refuses (0: none)."""
+        return hp["warmup_epochs"] + (1 if hp["multipliers"] == "per_sample" else 0)
+
+    @classmethod
+    def min_epochs(cls, hp) -> int:
+        return cls.first_unselectable(hp) + 1
 
     def initial_epsilon(self) -> float:
         if self.hp.get("epsilon") is not None:
