@@ -40,6 +40,15 @@ def write_tables(tables: Path) -> None:
         "row,column,mean,std,n_seeds,paper\n"
         "erm (last epoch),Avg (train-weighted),91.25,1.5,2,97.3\nerm (last epoch),Worst,10.0,,1,60.0\n"
         "groupdro (best val worst),Avg (train-weighted),88.0,0.04,2,\ngroupdro (best val worst),Worst,70.0,2.0,2,86.0\n")
+    (tables / "method_matrix.csv").write_text(
+        "method,dataset,task,metric,mean,std,n_seeds,status\n"
+        "baseline,waterbirds,waterbirds,worst_group_accuracy,10.0,1.0,2,ok\n"
+        "baseline,waterbirds,waterbirds,accuracy,80.0,1.0,2,ok\n"
+        "groupdro,waterbirds,waterbirds,worst_group_accuracy,70.04,1.0,2,ok\n"
+        "groupdro,waterbirds,waterbirds,accuracy,75.0,1.0,2,ok\n"
+        "lnl,waterbirds,waterbirds,worst_group_accuracy,,,0,n/a: no batch field 'bias'\n"
+        "lnl,waterbirds,waterbirds,accuracy,,,0,n/a: no batch field 'bias'\n")
+    (tables / "method_matrix.md").write_text("Caption.\n\n| method | Waterbirds |\n|---|---|\n| lnl | n/a |\n\nA note.\n")
 
 
 def test_snippets_replace_only_the_marked_text(tmp_path):
@@ -62,6 +71,8 @@ def test_snippets_replace_only_the_marked_text(tmp_path):
     assert "| 1e-03 | 30.0 | 25.5 |" in out and "| 1e-02 | 20.0 | 22.0 |" in out
     assert "| erm (last epoch) | 91.3 ± 1.5 (97.3) | 10.0 (60.0) |" in out  # 91.25: the half rounds up
     assert "| groupdro (best val worst) | 88.0 ± 0.0 | 70.0 ± 2.0 (86.0) |" in out
+    assert "| waterbirds | 2 of 3 | worst_group_accuracy | `groupdro` 70.0 | 10.0 |" in out
+    assert "| method | Waterbirds |\n|---|---|\n| lnl | n/a |\n\nA note." in out and "Caption." not in out
     assert readme_results.render(out, tmp_path) == out
 
 
@@ -77,7 +88,7 @@ def manual(root: Path = ROOT) -> dict[Path, str]:
 
 def test_each_snippet_is_marked_where_its_text_is():
     """The claims in the README, each experiment's mini result on its own page."""
-    pages = {"claims": "README.md", "colored_mnist": "docs/colored_mnist.md", "l2rw_mnist": "docs/reweighting.md",
+    pages = {"claims": "README.md", "matrix": "README.md", "matrix_cells": "docs/matrix.md", "colored_mnist": "docs/colored_mnist.md", "l2rw_mnist": "docs/reweighting.md",
              "fairface": "docs/reweighting.md", "coco": "docs/coco.md", "waterbirds": "docs/waterbirds.md"}
     assert set(pages) == set(readme_results.SNIPPETS)
     texts = manual()

@@ -101,7 +101,9 @@ def test_counts_of_a_results_tree_with_done_running_and_not_started_runs(tmp_pat
     text = status.report(cfg, str(path))
     assert "colored_mnist         20 runs: 7 done, 1 running (epoch 2 of 5), 12 not started; table: missing" in text
     assert "waterbirds            10 runs: 10 done, 0 running, 0 not started; table: present" in text
-    assert re.search(r"total +139 runs: 18 done, 1 running, 120 not started; tables: 1 of 8 present", text)
+    # the matrix: 16 methods x 4 datasets x 2 seeds, none started
+    assert "method_matrix         128 runs: 0 done, 0 running, 128 not started; table: missing" in text
+    assert re.search(r"total +267 runs: 18 done, 1 running, 248 not started; tables: 1 of 9 present", text)
     listed = status.report(cfg, str(path), list_runs=True)
     assert f"running      {baseline.run_id}: epoch 2 of 5, state saved" in listed
     assert f"not started  {cm[-1].run_id}" in listed
@@ -149,11 +151,11 @@ def test_epochs_of_a_step_counted_run_agree_with_the_engine():
 
 def test_the_runs_are_the_workflows_training_outputs(tmp_path):
     """The same paths as the rules (both build them with debias.paths): every metrics.json of the four papers'
-    experiments in a dry run of `all`."""
+    experiments and of the method x dataset matrix in a dry run of `all`."""
     path, cfg = mini_config(tmp_path)
     proc = snakemake("-n", "--forceall", "--cores", 2, "--configfile", path, check=True)
     runs = f"{cfg['results']}/runs/"
-    experiments = ("colored_mnist", "fairface", "l2rw_mnist", "waterbirds", "coco")
+    experiments = ("colored_mnist", "fairface", "l2rw_mnist", "waterbirds", "coco", "matrix")
     outputs = {p.strip() for line in proc.stdout.splitlines() if line.strip().startswith("output:")
                for p in line.split(":", 1)[1].split(", ")
                if p.strip().endswith("/metrics.json") and p.strip().removeprefix(runs).split("/")[0] in experiments}

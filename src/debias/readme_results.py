@@ -161,7 +161,10 @@ def claims(tables: Path) -> str:
 def matrix(tables: Path) -> str:
     """Per dataset of the method x dataset matrix: how many methods ran, the best and the baseline on the worst-group
     metric (rule matrix_table's method_matrix.csv)."""
-    d = pd.read_csv(tables / "method_matrix.csv")
+    path = tables / "method_matrix.csv"
+    if not path.is_file():
+        return f"No matrix table in this run ({path.name}): the pipeline's `matrix_table` rule writes it."
+    d = pd.read_csv(path)
     rows = []
     for dataset in d.dataset.unique():
         cells = d[d.dataset == dataset]
@@ -180,8 +183,10 @@ def matrix(tables: Path) -> str:
 
 def matrix_cells(tables: Path) -> str:
     """The matrix's every cell as the rule rendered it (method_matrix.md's table and notes, without its caption)."""
-    text = (tables / "method_matrix.md").read_text()
-    return text.split("\n\n", 1)[1].strip()
+    path = tables / "method_matrix.md"
+    if not path.is_file():
+        return f"No matrix table in this run ({path.name}): the pipeline's `matrix_table` rule writes it."
+    return path.read_text().split("\n\n", 1)[1].strip()
 
 
 SNIPPETS: dict[str, Callable[[Path], str]] = {"colored_mnist": colored_mnist, "l2rw_mnist": l2rw_mnist,
