@@ -96,7 +96,8 @@ def train_cells(
     ``task`` (``debias.tasks``): the dataset; a method that needs a field or label kind it lacks is refused before
     any run starts, and its evaluation, training view and short-batch rule are the runs' (``task_cfg``: what the task
     reads of the config for them, by default ``{"train": train_cfg}``)."""
-    cls, hp = row_method(SECTIONS.get(experiment, experiment), row, hparams)
+    # the config key that names the row's entry (the matrix's runs, "matrix/<dataset>", are under matrix.hparams)
+    cls, hp = row_method(SECTIONS.get(experiment, experiment.split("/")[0]), row, hparams)
     cls_name = cls.name
     if task is not None:
         check_method(cls, hp, task)

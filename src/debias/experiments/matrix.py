@@ -98,8 +98,8 @@ def cell_status(task_name: str, method: str, entry: dict[str, Any], own: dict[st
 
 
 # -- training ---------------------------------------------------------------------------------------------------
-def train(*, dataset: str, task_name: str, methods_: list[str], seeds: list[int], inputs: dict[str, str], entry: dict[str, Any],
-          hparams: dict[str, dict[str, Any]], model: dict[str, Any], train_cfg: dict[str, Any],
+def train(*, dataset: str, task_name: str, methods_: list[str], seeds: list[int], inputs: dict[str, str],
+          entry: dict[str, Any], hparams: dict[str, dict[str, Any]], model: dict[str, Any], train_cfg: dict[str, Any],
           image: dict[str, Any] | None, metrics: list[str], states: list[str], device: str,
           weights_file: str | None = None) -> None:
     """Train every method of ``methods_`` for every seed on ``dataset`` (the matrix's column; ``task_name`` its
@@ -108,12 +108,11 @@ def train(*, dataset: str, task_name: str, methods_: list[str], seeds: list[int]
     dev = resolve_device(device)
     task = adapted_task(tasks.get(task_name), entry)
     data_sha256 = data_hashes({k: v for k, v in inputs.items()})
-    cache: dict[int, dict] = {}
+    cache: dict[int, dict] = {}  # one entry, or one per seed where the splits are drawn per seed (small data)
 
     def splits_of(seed: int) -> dict:
         key = seed if task.splits_per_seed else 0
         if key not in cache:
-            cache.clear()
             cache[key] = adapt_splits(task.load(inputs, dev, seed), entry)
         return cache[key]
 

@@ -74,8 +74,16 @@ class Task(ABC):
     min_batch = 1  # a training batch smaller than this is skipped (2 for batch norm on one image)
 
     @abstractmethod
-    def synthetic(self, n: int, model_cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """A split of ``n`` random samples shaped as the task's training split (the throughput benchmark's)."""
+    def synthetic(self, n: int, model_cfg: dict[str, Any], image: dict[str, Any] | None = None
+                  ) -> dict[str, torch.Tensor]:
+        """A split of ``n`` random samples shaped as the task's training split stores them (the benchmarks': on
+        it ``train_view`` makes a training batch as in training). ``image``: the dataset's image settings where
+        its stored size is configured (COCO's and Waterbirds' config entry ``image``, FairFace's
+        ``{"size": image_size}``); None: the task's own default for ``model_cfg``."""
+
+    def network(self, model_cfg: dict[str, Any]) -> str:
+        """The network ``backbone`` builds from ``model_cfg``, in a few words (the throughput table's ``model``)."""
+        return self.default_backbone
 
     # -- checks ---------------------------------------------------------------------------------------
     def check_selection(self, rules) -> None:

@@ -75,11 +75,14 @@ class COCO(Task):
 
         return evaluate
 
-    def synthetic(self, n, model_cfg):
-        size = 224 if model_cfg["arch"] == "resnet50" else 28
+    def network(self, model_cfg):
+        return "ResNet-50" if model_cfg["arch"] == "resnet50" else f"small ResNet widths {list(model_cfg['widths'])}"
+
+    def synthetic(self, n, model_cfg, image=None):
+        # the stored images (a training batch is ``train_view``'s random crop of them)
+        size = image["stored"] if image else 256 if model_cfg["arch"] == "resnet50" else 28
         gender = torch.randint(0, 2, (n,))
-        return {"x": torch.randint(0, 256, (n, 3, size + 32 * (size == 224), size + 32 * (size == 224)),
-                                   dtype=torch.uint8),
+        return {"x": torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8),
                 "y": (torch.rand(n, 79) < 0.05).float(), "group": gender, "bias": gender[:, None],
                 "index": torch.arange(n)}
 

@@ -34,7 +34,10 @@ class ColoredMNIST(Task):
         m = model_cfg
         return colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])
 
-    def synthetic(self, n, model_cfg):
+    def network(self, model_cfg):
+        return f"conv net width {model_cfg['width']}"
+
+    def synthetic(self, n, model_cfg, image=None):
         x = torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8)
         return {"x": x, "y": torch.arange(n) % 10, "bias": cm.color_bin_targets(x),
                 "group": torch.randint(0, 2, (n,)), "index": torch.arange(n)}

@@ -33,9 +33,12 @@ class _Reweighting(Task):
         x = splits["train"]["x"]
         return l2rw_lenet_backbone(1, x.shape[1], model_cfg["width"], x.shape[-1])
 
-    def synthetic(self, n, model_cfg):
-        y = torch.arange(n) % 2  # every class present
-        return {"x": torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8), "y": y, "group": y,
+    def network(self, model_cfg):
+        return f"LeNet width {model_cfg['width']}"
+
+    def synthetic(self, n, model_cfg, image=None):
+        y, size = torch.arange(n) % 2, (image or {}).get("size", 28)  # every class present
+        return {"x": torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8), "y": y, "group": y,
                 "index": torch.arange(n)}
 
 

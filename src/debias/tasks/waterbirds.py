@@ -36,9 +36,14 @@ class Waterbirds(Task):
     def backbone(self, model_cfg, splits, weights_file=None):
         return make_backbone(model_cfg, weights_file)
 
-    def synthetic(self, n, model_cfg):
+    def network(self, model_cfg):
+        widths = list(model_cfg.get("widths", (8, 16, 32)))
+        return "ResNet-50" if model_cfg["arch"] == "resnet50" else f"small ResNet widths {widths}"
+
+    def synthetic(self, n, model_cfg, image=None):
         y, place = torch.arange(n) % 2, torch.arange(n) // 2 % 2  # every group present
-        size = 224 if model_cfg["arch"] == "resnet50" else 32
+        # the prepared file stores the centre crop (a training batch is the stored image)
+        size = image["crop"] if image else 224 if model_cfg["arch"] == "resnet50" else 32
         return {"x": torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8), "y": y, "group": 2 * y + place,
                 "bias": place[:, None], "index": torch.arange(n)}
 
