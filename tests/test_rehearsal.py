@@ -30,6 +30,7 @@ L2_RUN = "l2rw_mnist/share=0.995/hardmining/seed=0"
 WB_RUNS = [f"waterbirds/erm/default/seed={s}" for s in FULL["waterbirds"]["seeds"]]  # all three: the traces need them
 COCO_CELL = "split=none/cutmix/pairing=balanced/lr=1e-03"
 COCO_RUN = f"coco/{COCO_CELL}/seed={FULL['coco']['seeds'][0]}"
+MX_RUNS = [f"matrix/fairface/l2rw/seed={s}" for s in FULL["matrix"]["seeds"]]  # one matrix job: its share's split
 
 
 def rehearse(standins, results, *args, **kw):
@@ -52,7 +53,7 @@ def prepare_targets(r) -> list[str]:
 
 
 def training_targets(r) -> list[str]:
-    runs = [CM_RUN, FF_RUN, L2_RUN, *WB_RUNS, COCO_RUN]
+    runs = [CM_RUN, FF_RUN, L2_RUN, *WB_RUNS, COCO_RUN, *MX_RUNS]
     return ([f"{r}/runs/{run}/metrics.json" for run in runs] + [f"{r}/tables/waterbirds_traces.csv"]
             + [f"{r}/leakage/coco/model/{COCO_CELL}/seed={FULL['coco']['seeds'][0]}.json"])
 
@@ -112,7 +113,9 @@ def test_the_rehearsal_changes_only_data_roots_schedule_and_device(standins):
                    for m in FULL["reweighting"][e]["hparams"]}
                 | {f"waterbirds.hparams.{m}.epochs" for m in FULL["waterbirds"]["hparams"]}
                 | {f"coco.hparams.{m}.epochs" for m in FULL["coco"]["hparams"]}
-                | {"coco.leakage.epochs", "coco.leakage.rounds"})
+                | {"coco.leakage.epochs", "coco.leakage.rounds"}
+                | {f"matrix.datasets.{d}.schedule.{k}" for d, e in FULL["matrix"]["datasets"].items()
+                   for k in ("epochs", "steps") if k in e["schedule"]})
     sample_sizes = {"coco.leakage.n_train_per_group", "coco.leakage.n_eval_per_group"}
     assert changed == roots | schedule | sample_sizes | {"device"}
 
@@ -121,7 +124,7 @@ def test_dry_run_of_the_whole_full_config_on_the_standins_has_every_job_and_noth
     proc = rehearse(standins, tmp_path / "results", "all", "-n", "--cores", 2, "--quiet", "rules", check=True)
     counts = job_counts(proc.stdout)
     counts.pop("total")
-    cm, rw, coco, wb = FULL["colored_mnist"], FULL["reweighting"], FULL["coco"], FULL["waterbirds"]
+    cm, rw, coco, wb, mx = FULL["colored_mnist"], FULL["reweighting"], FULL["coco"], FULL["waterbirds"], FULL["matrix"]
     n_sigma2, n_seeds = len(cm["sigma2"]), len(cm["seeds"])
     rows_from_init = sum(1 for r in cm["methods"] if cm["hparams"][r].get("init_from"))
     assert counts == {
@@ -137,8 +140,9 @@ def test_dry_run_of_the_whole_full_config_on_the_standins_has_every_job_and_noth
         "waterbirds_prepare": 1, "waterbirds_train": (2 + len(wb["epsilon_percentiles"])) * len(wb["seeds"]),
         "waterbirds_table": 1, "waterbirds_traces": 1,
         "step_cost": 1, "throughput": 1, "job_costs": 1, "claims": 1, "all": 1,
+        **{f"matrix_{d}": len(mx["methods"]) for d in mx["datasets"]}, "matrix_table": 1,  # a job per (dataset, method)
     }
-    assert sum(counts.values()) == 391
+    assert sum(counts.values()) == 391 + 4 * 16 + 1
     assert "WARNING" not in proc.stderr  # nothing missing: no data, weights or download named
 
 
@@ -189,6 +193,10 @@ def test_one_training_job_of_every_experiment_runs_on_the_standins(rehearsal, st
     assert metrics[COCO_RUN]["n_train"] == real_counts.counts("coco", "small")["train"][0] + \
         real_counts.counts("coco", "small")["train"][1]
     assert set(metrics[WB_RUNS[0]]["selections"]) == set(FULL["waterbirds"]["hparams"]["erm"]["select"])
+    # the matrix's FairFace column reads the split of its own share, which its split job wrote
+    for run in MX_RUNS:
+        rec = json.loads((results / "runs" / run / "metrics.json").read_text())
+        assert rec["status"] == "ok" and rec["steps"] == 2 and rec["task"] == "fairface"
 
 
 def test_the_rules_downstream_of_those_jobs_run(rehearsal):

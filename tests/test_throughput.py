@@ -29,6 +29,9 @@ def test_every_table_row_of_the_full_config_is_a_case_with_its_batch_size():
     assert configured[("fairface", "l2rw")].batch_size == 100
     assert configured[("coco", "cutmix")].batch_size == 32 and configured[("coco", "cutmix")].channels_last
     assert configured[("waterbirds", "groupdro")].batch_size == 128
+    # the network in words, from its task
+    assert [configured[k].model for k in (("colored_mnist", "lnl"), ("fairface", "l2rw"), ("coco", "nomix"))] == [
+        "conv net width 32", "LeNet width 16", "ResNet-50"]
     variants = {(c.experiment, c.variant) for c in cases}
     assert ("waterbirds", "trace: full") in variants
     assert ("coco", "whole network trains; batch 128") in variants
@@ -36,6 +39,38 @@ def test_every_table_row_of_the_full_config_is_a_case_with_its_batch_size():
     assert ("colored_mnist", "35 runs batched (torch.func)") in variants
     assert ("fairface", "130 runs batched (torch.func)") in variants
     assert ("coco", "whole network trains; deterministic off") in variants
+
+
+def test_a_case_is_built_from_its_task_with_the_configured_image_sizes():
+    """The network, the stored images and the training view are the task's, as a training job has them: COCO's
+    stored images and their random crop (normalised), Waterbirds' stored crop fed in [0, 1] to a network that
+    normalises, FairFace's image size; a batch smaller than the task trains is refused."""
+    from dataclasses import replace
+
+    from debias import tasks
+    from debias.models import Normalize
+    from debias.throughput import setup_case, synthetic_splits
+
+    cfg = full_config()
+    cfg["coco"]["image"] = {"short_side": 80, "stored": 72, "crop": 64}
+    cfg["waterbirds"]["image"] = {"resize": 64, "crop": 48}
+    cfg["reweighting"]["fairface"]["image_size"] = 32
+    cases = {(c.experiment, c.row): c for c in cases_from_config(cfg) if c.variant == "as configured"}
+    cpu = torch.device("cpu")
+    for key, stored, crop in ((("coco", "nomix"), 72, 64), (("waterbirds", "erm"), 48, 48),
+                              (("fairface", "l2rw"), 32, 32)):
+        case = replace(cases[key], n_train=8, batch_size=4, channels_last=False)
+        method, batch = setup_case(case, cpu)
+        assert synthetic_splits(case, tasks.get(key[0]), cpu)["train"]["x"].shape[-1] == stored, key
+        x = batch()["x"]
+        assert x.shape[0] == 4 and x.shape[-2:] == (crop, crop) and x.dtype == torch.float32, (key, x.shape)
+        assert (x.min() < 0) == (key[0] == "coco"), key  # COCO's view normalises; the others feed [0, 1]
+        normalises = any(isinstance(m, Normalize) for m in method.modules.modules())
+        assert normalises == (key[0] == "waterbirds"), key  # the task's network (Waterbirds': normalising first)
+        assert method.predict(x).shape[0] == 4
+    short = replace(cases[("coco", "nomix")], n_train=8, batch_size=1)
+    (row,) = run_cases([short], cpu, seconds=0.1, warmup=1)
+    assert row["status"] == "failed: ValueError: batch size 1: coco trains no batch under 2"
 
 
 def test_projection_is_runs_times_steps_over_the_measured_rate():

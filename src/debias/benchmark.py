@@ -23,7 +23,6 @@ import torch
 
 from debias import methods
 from debias.io import write_text
-from debias.models import colored_mnist_backbone, l2rw_lenet_backbone, small_resnet_backbone
 
 RULE_OUT = "benchmarks/step_cost.csv"  # the rule step_cost writes <results>/benchmarks/step_cost.csv
 MANUAL_OUT = "results/benchmarks/step_cost_manual.csv"  # a hand run's default
@@ -41,35 +40,33 @@ SGD.update(robust_step_size=0.01, generalization_adjustment=0.0, reweight_groups
            warmup_epochs=0, epsilon=1e-3, trace_chunk=16)
 
 
+# name -> (task, its model entry, batch size, the methods timed on it: None = every method)
+BENCHMARK_MODELS = {
+    "l2rw_lenet": ("fairface", {"width": 16}, 100, None),  # the official L2RW LeNet
+    "lnl_convnet": ("colored_mnist", {"width": 32, "n_bins": 8, "mean": [0.5] * 3, "std": [0.25] * 3}, 128, None),
+    # the mini stand-in for ResNet-50 (widths 8-16-32, 32 px images), with the Waterbirds methods
+    "mini_resnet": ("waterbirds", {"arch": "small_resnet", "widths": [8, 16, 32]}, 64,
+                    ("baseline", "erm", "groupdro", "fisher_flat")),
+}
+
+
 def benchmark_models():
-    """name -> (backbone factory, batch factory, the methods timed on it: None = every method)."""
+    """name -> (backbone factory, batch factory, the methods timed on it: None = every method), from each model's
+    task: its backbone, and a batch of its synthetic training split as training makes it (``make_batch``)."""
+    from debias import tasks
+    from debias.batching import make_batch
 
-    def lenet_batch(device, n=100):
-        g = torch.Generator().manual_seed(0)
-        return {"x": torch.rand(n, 1, 28, 28, generator=g).to(device),
-                "y": (torch.arange(n) % 10 == 0).long().to(device),  # 10 % minority
-                "group": (torch.arange(n) % 4).to(device), "index": torch.arange(n).to(device)}
+    def factories(task, model, n):
+        shapes = {"train": task.synthetic(2, model)}  # what the backbone reads of the data (channels, outputs)
 
-    def convnet_batch(device, n=128):
-        g = torch.Generator().manual_seed(0)
-        return {"x": torch.rand(n, 3, 28, 28, generator=g).to(device),
-                "y": torch.randint(0, 10, (n,), generator=g).to(device),
-                "bias": torch.randint(0, 8, (n, 3, 14, 14), generator=g).to(device),
-                "group": (torch.arange(n) % 4).to(device), "index": torch.arange(n).to(device)}
+        def batch(device, size=n):
+            split = {k: v.to(device) for k, v in task.synthetic(size, model).items()}
+            return make_batch(split, torch.arange(size, device=device), view=task.train_view({"train": {}}))
 
-    def photo_batch(device, n=64):  # the mini Waterbirds: 32 px crops, 2 classes, 4 groups
-        g = torch.Generator().manual_seed(0)
-        group = torch.randint(0, 4, (n,), generator=g)
-        return {"x": torch.rand(n, 3, 32, 32, generator=g).to(device), "y": (group // 2).to(device),
-                "group": group.to(device), "index": torch.arange(n).to(device)}
+        return lambda: task.backbone(model, shapes), batch
 
-    return {
-        "l2rw_lenet": (l2rw_lenet_backbone, lenet_batch, None),
-        "lnl_convnet": (lambda: colored_mnist_backbone(32, 10, 8, [0.5] * 3, [0.25] * 3), convnet_batch, None),
-        # the mini stand-in for ResNet-50 (widths 8-16-32), with the Waterbirds methods
-        "mini_resnet": (lambda: small_resnet_backbone(2, (8, 16, 32)), photo_batch,
-                        ("baseline", "erm", "groupdro", "fisher_flat")),
-    }
+    return {name: (*factories(tasks.get(task), model, n), only)
+            for name, (task, model, n, only) in BENCHMARK_MODELS.items()}
 
 
 def time_steps(method, batch, device, warmup: int, repeats: int) -> float:
@@ -95,6 +92,7 @@ def run(device: torch.device, warmup: int, repeats: int) -> list[dict]:
     configure(True)  # the kernels training uses with train.deterministic: true (both configs, every experiment)
     rows = []
     for model_name, (make_backbone, make_batch, only) in benchmark_models().items():
+        torch.manual_seed(0)  # the same synthetic batch at every run
         batch = make_batch(device)
         val = make_batch(device, 10)
         splits = {"train": batch, "val": val}

@@ -66,7 +66,9 @@ def check(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     errors += pretrained.config_errors(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
-    warnings = missing_data(config)
+    from debias.paths import mx_left_out  # paths reads config's method entries: imported here, not at the top
+
+    warnings = missing_data(config) + mx_left_out(config)
     if registry() is None:
         warnings.append("methods and their hyperparameters are not checked here: this environment has no torch (the "
                         "driver's, envs/snakemake.yaml); each training job checks its own row when it starts")
@@ -297,12 +299,17 @@ def _check_matrix(config: dict[str, Any]) -> list[str]:
         key = f"matrix.datasets.{name}"
         base = config.get(ds["from"]) if "from" in ds else {}
         if base is None:
-            errors.append(f"config key {key}.from: no section {ds['from']!r} in this config")
-            continue
+            continue  # left out of the matrix, with a warning (missing_data)
         for part in ("model", "train"):
             if part not in ds and part not in base:
                 errors.append(f"config key {key}: no {part!r} (give one, or `from:` a section that has one)")
         task = ds.get("task", name)
+        for role, path in ds["inputs"].items():
+            if "{share}" in path and "share" not in ds:
+                errors.append(f"config key {key}.inputs.{role}: {path!r} names {{share}} but the entry has no share")
+        if "share" in ds and task not in ("fairface", "l2rw_mnist"):
+            errors.append(f"config key {key}.share: only a reweighting dataset (fairface, l2rw_mnist) reads a share's "
+                          f"split, not {task!r}")
         if task in ("fairface", "l2rw_mnist"):
             extra = sorted(set(section["seeds"]) - set(config["reweighting"]["seeds"]))
             if extra:

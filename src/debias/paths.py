@@ -42,9 +42,20 @@ BALANCED_SHARE = "0.500"  # the balanced reference set's share (protocol D4)
 RW_TABLES = {"fairface": "fairface_reweighting", "l2rw_mnist": "l2rw_mnist"}  # experiment -> its table's name
 
 
+def share_tag(share: float) -> str:
+    """A majority share as it appears in paths (``0.9`` -> ``0.900``)."""
+    return f"{share:.3f}"
+
+
 def rw_shares(section: dict[str, Any], exp: str) -> list[str]:
     """The majority shares of ``reweighting.<exp>.shares`` as they appear in paths."""
-    return [f"{s:.3f}" for s in section[exp]["shares"]]
+    return [share_tag(s) for s in section[exp]["shares"]]
+
+
+def mx_rw_shares(config: dict[str, Any], exp: str) -> list[str]:
+    """The shares of ``exp``'s splits the matrix's datasets read (their ``share`` key), as they appear in paths."""
+    datasets = (config.get("matrix") or {}).get("datasets", {})
+    return [share_tag(e["share"]) for name, e in datasets.items() if e.get("task", name) == exp and "share" in e]
 
 
 def rw_balanced(section: dict[str, Any], exp: str) -> list[str]:
@@ -173,6 +184,20 @@ class Run:
 
 
 # -- the method x dataset matrix ---------------------------------------------------------------------------------
+def mx_datasets(config: dict[str, Any]) -> list[str]:
+    """The matrix's columns this config can build: a dataset whose ``from`` section the config lacks (a config
+    without COCO, say) is left out (``mx_left_out``)."""
+    return [d for d, e in config["matrix"]["datasets"].items() if "from" not in e or config.get(e["from"]) is not None]
+
+
+def mx_left_out(config: dict[str, Any]) -> list[str]:
+    """One sentence per matrix dataset left out of this config's matrix, naming its key and why."""
+    section = config.get("matrix") or {"datasets": {}}
+    return [f"config key matrix.datasets.{d}: left out of the matrix, the config has no {e['from']!r} section (its "
+            f"model and data come from there)" for d, e in section["datasets"].items()
+            if d not in mx_datasets(config)]
+
+
 def mx_run(results: str, dataset: str, method: str, seed) -> str:
     return f"{results}/runs/matrix/{dataset}/{method}/seed={seed}/metrics.json"
 
@@ -215,7 +240,7 @@ def training_runs(config: dict[str, Any]) -> dict[str, list[Run]]:
         out["method_matrix"] = [
             Run("method_matrix", f"matrix/{d}/{m}/seed={s}", "matrix", m, mx_run(results, d, m, s),
                 mx_state(results, d, m, s))
-            for m in mx["methods"] for d in mx["datasets"] for s in mx["seeds"]]
+            for m in mx["methods"] for d in mx_datasets(config) for s in mx["seeds"]]
     return out
 
 

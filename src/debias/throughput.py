@@ -6,12 +6,12 @@
 For every (experiment, table row) of the config, and a few variants worth knowing (a photo network trained
 whole instead of head-only, deterministic kernels off, ``torch.compile`` for the small networks, colored MNIST's
 35 runs of every row and FairFace's baseline and l2rw runs of every share batched in one model), it builds the
-method exactly as a training job does, feeds it synthetic data of the real shapes and dtypes kept on the device
-(uint8 images; the photo datasets through the device-side crop / flip / normalise pipeline, bf16 autocast and
-channels_last as configured), takes warm-up steps, then as many timed steps as fit in ``--seconds``. Per row:
-steps/s (of one run; a batched case counts every run of the batch, and its ms/step is one batched step),
-images/s, peak GPU memory, the mean GPU utilisation sampled by NVML during the timed steps (empty when
-NVML is not there), the device's name. The photo networks start from random weights (the ImageNet weights
+method exactly as a training job does, from the experiment's task (``debias.tasks``: its backbone, its synthetic
+split of the stored shapes and dtypes kept on the device, its training view, e.g. COCO's device-side crop / flip /
+normalise; bf16 autocast and channels_last as configured), takes warm-up steps, then as many timed steps as fit in
+``--seconds``. Per row: steps/s (of one run; a batched case counts every run of the batch, and its ms/step is one
+batched step), images/s, peak GPU memory, the mean GPU utilisation sampled by NVML during the timed steps (empty
+when NVML is not there), the device's name. The photo networks start from random weights (the ImageNet weights
 cannot be fetched offline and do not change the cost).
 
 ``--processes K`` runs K copies of one case (``--case experiment/row``) at once, each in its own process on the
@@ -38,7 +38,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -55,169 +55,126 @@ HEADER = ["experiment", "row", "method", "variant", "model", "batch_size", "step
 
 @dataclass
 class Case:
-    experiment: str
+    experiment: str  # also the task (dataset) it trains on, ``debias.tasks.get(experiment)``
     row: str  # the config row (table line)
     method: str  # registered class
     hp: dict[str, Any]
-    model: str  # what network, in words
-    make_backbone: Callable[[], Any]
+    model: str  # the network, in words (``Task.network``)
     batch_size: int
-    data: Callable[[torch.device], dict[str, dict[str, torch.Tensor]]]  # splits on the device
-    photo: dict[str, Any] | None = None  # {"crop": int, "view": "train" | "eval"}: the device image pipeline
+    model_cfg: dict[str, Any]  # the config's model entry (``Task.backbone``, ``Task.synthetic``)
+    train: dict[str, Any]  # the config's train entry (``Task.train_view``)
+    n_train: int  # samples of the synthetic training split
+    image: dict[str, Any] | None = None  # the dataset's image settings (``Task.synthetic``, ``Task.train_view``)
     channels_last: bool = False
     deterministic: bool = True
     compile: str = "none"  # Method.COMPILE_MODES: none | default | reduce-overhead | max-autotune-no-cudagraphs
     variant: str = "as configured"
     batch_runs: int = 1  # > 1: that many runs batched in one model (debias.batched); a step advances every one
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-# -- synthetic data of the real shapes ------------------------------------------------------------------------
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def colored_mnist_data(n: int, n_bins: int = 8):
-    def make(device):
-        g = _gen()
-        train = {"x": torch.randint(0, 256, (n, 3, 28, 28), generator=g, dtype=torch.uint8),
-                 "y": torch.randint(0, 10, (n,), generator=g),
-                 "bias": torch.randint(0, n_bins, (n, 3, 14, 14), generator=g)}
-        return {"train": {k: v.to(device) for k, v in train.items()}}
-    return make
-
-
-def lenet_data(n: int, image_size: int = 28, minority: float = 0.05):
-    def make(device):
-        g = _gen()
-        y = (torch.rand(n, generator=g) < minority).long()
-        train = {"x": torch.randint(0, 256, (n, 1, image_size, image_size), generator=g, dtype=torch.uint8), "y": y}
-        val = {"x": torch.randint(0, 256, (10, 1, image_size, image_size), generator=g, dtype=torch.uint8),
-               "y": torch.arange(10) % 2}
-        return {"train": {k: v.to(device) for k, v in train.items()}, "val": {k: v.to(device) for k, v in val.items()}}
-    return make
-
-
-def coco_data(n: int, stored: int, num_objects: int):
-    def make(device):
-        g = _gen()
-        train = {"x": torch.randint(0, 256, (n, 3, stored, stored), generator=g, dtype=torch.uint8),
-                 "y": (torch.rand(n, num_objects, generator=g) < 0.04).float(),
-                 "group": torch.randint(0, 2, (n,), generator=g)}
-        return {"train": {k: v.to(device) for k, v in train.items()}}
-    return make
-
-
-def waterbirds_data(n: int, size: int, group_counts=(3498, 184, 56, 1057)):
-    def make(device):
-        g = _gen()
-        weights = torch.tensor(group_counts, dtype=torch.float)
-        group = torch.multinomial(weights, n, replacement=True, generator=g)
-        train = {"x": torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8),
-                 "y": group // 2, "group": group, "index": torch.arange(n)}
-        return {"train": {k: v.to(device) for k, v in train.items()}}
-    return make
 
 
 # -- the cases of a config ------------------------------------------------------------------------------------
 
 
-def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
-    from debias import methods
-    from debias.batched import batchable
-    from debias.config import method_entry
-    from debias.models import colored_mnist_backbone, l2rw_lenet_backbone, resnet50_backbone
+@dataclass
+class Experiment:
+    """An experiment of the config as the benchmark times it: its task (named as the experiment) and config entries."""
+    name: str
+    rows: list[str]
+    hparams: dict[str, dict[str, Any]]  # row -> its entry
+    model: dict[str, Any]
+    train: dict[str, Any]
+    n_train: int
+    image: dict[str, Any] | None = None
+    hp: dict[str, Any] = field(default_factory=dict)  # what its training jobs add to every row's hyperparameters
+    runs: int = 1  # a row's runs, batched in one model in its "k runs batched" variants
+    batched: tuple[str, ...] | None = ()  # the methods also timed with their runs batched (None: every batchable)
+    small: bool = False  # its torch.compile variants are timed (the photo networks': not worth the compile time)
+    variants: bool = True  # False: the variants would repeat another experiment's (the same network)
 
-    out: list[Case] = []
+
+def experiments(cfg: dict[str, Any]) -> list[Experiment]:
+    """The experiments of ``cfg``: where each one's rows, hyperparameters, model, training settings are."""
+    out = []
     if "colored_mnist" in cfg:
         cm = cfg["colored_mnist"]
-        m = cm["model"]
-        make = lambda: colored_mnist_backbone(m["width"], 10, m["n_bins"], m["mean"], m["std"])  # noqa: E731
-        data = colored_mnist_data(mnist_train_size(cfg), m["n_bins"])
-        for row in cm["methods"]:
-            cls, hp = method_entry(row, cm["hparams"][row])
-            out.append(Case("colored_mnist", row, cls, hp, f"conv net width {m['width']}", make,
-                            hp.get("batch_size", cm["train"]["batch_size"]), data,
-                            channels_last=cm["train"].get("channels_last", False),
-                            deterministic=cm["train"].get("deterministic", True)))
+        # every row's 35 runs (5 seeds x 7 sigma2) as one batched model: with these the projection gives the whole
+        # table's time batched (the adversarial rows cost 1.5-2 baseline steps)
+        out.append(Experiment("colored_mnist", cm["methods"], cm["hparams"], cm["model"], cm["train"],
+                              mnist_train_size(cfg), runs=len(cm["seeds"]) * len(cm["sigma2"]), batched=None,
+                              small=True))
     if "reweighting" in cfg:
         rw = cfg["reweighting"]
-        size = rw["fairface"]["image_size"]
-        for exp, n, image_size in (("fairface", rw["fairface"]["n_train"], size),
-                                   ("l2rw_mnist", rw["l2rw_mnist"]["n_train"], 28)):
-            make = (lambda s: lambda: l2rw_lenet_backbone(1, 1, rw["model"]["width"], s))(image_size)
-            for row in rw["methods"]:
-                cls, hp = method_entry(row, rw[exp]["hparams"][row])
-                out.append(Case(exp, row, cls, hp, f"LeNet width {rw['model']['width']}", make,
-                                hp.get("batch_size", rw["train"]["batch_size"]), lenet_data(n, image_size),
-                                deterministic=rw["train"].get("deterministic", True)))
-    for exp in ("coco", "waterbirds"):
-        if exp not in cfg:
-            continue
-        sec = cfg[exp]
-        if sec["model"]["arch"] != "resnet50":
+        for name in ("fairface", "l2rw_mnist"):
+            sec = rw[name]
+            # FairFace's runs of every share (130 at full scale) batched: the baseline, whose step costs about what
+            # the other weighting rows' do, and l2rw, the sweep's costliest row; the L2RW grid's LeNet is
+            # FairFace's: its variants would repeat FairFace's
+            out.append(Experiment(name, rw["methods"], sec["hparams"], rw["model"], rw["train"], sec["n_train"],
+                                  {"size": sec["image_size"]} if "image_size" in sec else None,
+                                  runs=len(rw["seeds"]) * len(sec["shares"]), batched=("baseline", "l2rw"),
+                                  small=True, variants=name == "fairface"))
+    for name, rows, n_train in (("coco", "augmentations", 4096), ("waterbirds", "methods", 4795)):
+        sec = cfg.get(name)
+        if sec is None or sec["model"]["arch"] != "resnet50":
             continue  # the mini configs' small ResNets: the CPU step-cost benchmark covers them
-        rows = sec["augmentations"] if exp == "coco" else sec["methods"]
-        if exp == "coco":
-            n_out = 79
-            make = lambda: resnet50_backbone(79, None)  # noqa: E731
-            data = coco_data(4096, sec["image"]["stored"], n_out)
-            photo = {"crop": sec["image"]["crop"], "view": "train"}
-        else:
-            make = lambda: resnet50_backbone(2, None)  # noqa: E731
-            data = waterbirds_data(4795, sec["image"]["crop"])
-            photo = {"crop": sec["image"]["crop"], "view": "eval"}  # the reference trains on the centre crop
-        for row in rows:
-            cls, hp = method_entry(row, sec["hparams"][row])
-            hp = {**hp, "autocast": sec["train"].get("autocast", True)}
-            if exp == "coco":
-                hp = {**hp, "lr": sec["table3_lr"], "pairing": "random"}
+        hp = {"autocast": sec["train"].get("autocast", True)}
+        if name == "coco":
+            hp.update(lr=sec["table3_lr"], pairing="random")
+        out.append(Experiment(name, sec[rows], sec["hparams"], sec["model"], sec["train"], n_train, sec["image"], hp))
+    return out
+
+
+def cases_from_config(cfg: dict[str, Any]) -> list[Case]:
+    """Every row of every experiment as configured (and, per row, the whole network where it trains its head only,
+    fisher_flat's full trace), then each experiment's variants."""
+    from debias import tasks
+    from debias.config import method_entry
+
+    out: list[Case] = []
+    extra: list[Case] = []
+    for e in experiments(cfg):
+        mine = []
+        for row in e.rows:
+            cls, hp = method_entry(row, e.hparams[row])
+            hp = {**hp, **e.hp}
             if cls == "fisher_flat" and hp.get("epsilon") is None:
                 hp = {**hp, "warmup_epochs": 0, "epsilon": 1.0}  # time the constrained phase (the costly one)
-            base = Case(exp, row, cls, hp, "ResNet-50", make, hp.get("batch_size", sec["train"]["batch_size"]), data,
-                        photo=photo, channels_last=sec["train"].get("channels_last", False),
-                        deterministic=sec["train"].get("deterministic", True))
-            out.append(base)
-            if exp == "coco" and hp.get("train_layers") == "head":
-                out.append(replace(base, hp={**hp, "train_layers": "all"}, variant="whole network trains"))
+            base = Case(e.name, row, cls, hp, tasks.get(e.name).network(e.model),
+                        hp.get("batch_size", e.train["batch_size"]), e.model, e.train, e.n_train, e.image,
+                        channels_last=e.train.get("channels_last", False),
+                        deterministic=e.train.get("deterministic", True))
+            mine.append(base)
+            if hp.get("train_layers") == "head":
+                mine.append(replace(base, hp={**hp, "train_layers": "all"}, variant="whole network trains"))
             if cls == "fisher_flat" and hp["trace"] == "last_layer":
-                out.append(replace(base, hp={**hp, "trace": "full", "trace_chunk": hp.get("trace_chunk", 16)},
-                                   variant="trace: full"))
-    # variants worth knowing: what deterministic kernels cost, and what compiling the small networks gains
-    # (the L2RW grid's LeNet is FairFace's: its variants would repeat FairFace's)
-    firsts = {}
-    for c in out:
-        firsts.setdefault(c.experiment, c)
-    extra = []
-    for exp, c in firsts.items():
-        if exp == "l2rw_mnist":
-            continue
-        if exp == "coco":
-            c = replace(c, hp={**c.hp, "train_layers": "all"}, variant="whole network trains")
-            extra.append(replace(c, batch_size=128, variant="whole network trains; batch 128"))
-        if c.deterministic:
-            extra.append(replace(c, deterministic=False, variant=f"{c.variant}; deterministic off".replace(
-                "as configured; ", "")))
-        if c.photo is None:
-            for mode in ("default", "reduce-overhead"):
-                extra.append(replace(c, compile=mode, variant=f"torch.compile mode={mode}"))
-        if exp == "colored_mnist":  # every row's 35 runs (5 seeds x 7 sigma2) as one batched model: with these the
-            # projection gives the whole table's time batched (the adversarial rows cost 1.5-2 baseline steps)
-            runs = len(cfg["colored_mnist"]["seeds"]) * len(cfg["colored_mnist"]["sigma2"])
-            extra.extend(replace(x, batch_runs=runs, channels_last=False, variant=f"{runs} runs batched (torch.func)")
-                         for x in out if x.experiment == "colored_mnist" and batchable(methods.get(x.method)))
-        if exp == "fairface":  # a row's runs of every share (130 at full scale) batched: the baseline, whose step
-            # costs about what the other weighting rows' do, and l2rw, the sweep's costliest row
-            rw = cfg["reweighting"]
-            runs = len(rw["seeds"]) * len(rw["fairface"]["shares"])
-            for row in ("baseline", "l2rw"):
-                case = next((x for x in out if (x.experiment, x.method) == ("fairface", row)), None)
-                if case is not None:
-                    extra.append(replace(case, batch_runs=runs, channels_last=False,
-                                         variant=f"{runs} runs batched (torch.func)"))
+                mine.append(replace(base, hp={**hp, "trace": "full", "trace_chunk": hp.get("trace_chunk", 16)},
+                                    variant="trace: full"))
+        out += mine
+        if e.variants and mine:
+            extra += variants(e, mine)
     return out + extra
+
+
+def variants(e: Experiment, cases: list[Case]) -> list[Case]:
+    """Variants worth knowing, of the experiment's first row: the whole network trained (at batch 128 too) where a
+    row may train its head only, what deterministic kernels cost, what compiling a small network gains; and its
+    rows with their runs batched."""
+    from debias import methods
+    from debias.batched import batchable
+
+    c, out = cases[0], []
+    if "train_layers" in c.hp:
+        c = replace(c, hp={**c.hp, "train_layers": "all"}, variant="whole network trains")
+        out.append(replace(c, batch_size=128, variant="whole network trains; batch 128"))
+    if c.deterministic:
+        out.append(replace(c, deterministic=False, variant=f"{c.variant}; deterministic off".replace(
+            "as configured; ", "")))
+    if e.small:
+        out += [replace(c, compile=m, variant=f"torch.compile mode={m}") for m in ("default", "reduce-overhead")]
+    out += [replace(x, batch_runs=e.runs, channels_last=False, variant=f"{e.runs} runs batched (torch.func)")
+            for x in cases if x.variant == "as configured" and batchable(methods.get(x.method))
+            and (e.batched is None or x.method in e.batched)]
+    return out
 
 
 # -- measuring ------------------------------------------------------------------------------------------------
@@ -291,31 +248,41 @@ def index_stream(method, n: int, batch_size: int, device: torch.device, seed: in
 _DATA: dict = {}
 
 
-def setup_case(case: Case, device: torch.device):
-    """(method, batch): the case's method built, attached and compiled as its training job does it, on ``device``,
-    and a function giving its next training batch (the device image pipeline's view for the photo datasets)."""
-    from debias import methods
-    from debias.data.image_pipeline import Pipeline
-    from debias.determinism import configure
-    from debias.engine import make_batch
-
-    configure(case.deterministic)
-    torch.manual_seed(0)
-    # one synthetic dataset per experiment, shared by its cases; keyed by the data function itself, which the key
-    # keeps alive (its id() alone could be reused by another experiment's function once this one is freed)
-    key = (case.data, str(device))
+def synthetic_splits(case: Case, task, device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
+    """The task's synthetic splits on ``device``: training of ``n_train`` samples, the others (e.g. l2rw's meta set)
+    of 10; made once per experiment and shared by its cases."""
+    key = (case.experiment, case.n_train, json.dumps([case.model_cfg, case.image], sort_keys=True), str(device))
     if key not in _DATA:
         _DATA.clear()
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        _DATA[key] = case.data(device)
-    splits = _DATA[key]
+        _DATA[key] = {split: {k: v.to(device) for k, v in task.synthetic(
+            case.n_train if split == "train" else 10, case.model_cfg, image=case.image).items()}
+            for split in task.fields}
+    return _DATA[key]
+
+
+def setup_case(case: Case, device: torch.device):
+    """(method, batch): the case's method built, attached and compiled as its training job does it, on ``device``,
+    and a function giving its next training batch (made by the task's training view where it has one)."""
+    from debias import methods, tasks
+    from debias.batching import make_batch
+    from debias.determinism import configure
+
+    configure(case.deterministic)
+    torch.manual_seed(0)
+    task = tasks.get(case.experiment)
+    if case.batch_size < task.min_batch:
+        raise ValueError(f"batch size {case.batch_size}: {case.experiment} trains no batch under {task.min_batch}")
+    splits = synthetic_splits(case, task, device)
     train = splits["train"]
     cls = methods.get(case.method)
+    # random weights (the cost does not depend on them; the weights file is not fetched for a benchmark)
+    model_cfg = {**case.model_cfg, "weights": None} if "weights" in case.model_cfg else case.model_cfg
 
     def build():
         with device:  # made where they train (on ``meta``, .to() would make parameters the optimisers do not hold)
-            return cls(case.make_backbone(), case.hp).to(device)
+            return cls(task.backbone(model_cfg, splits), case.hp).to(device)
 
     method = build()
     stacked = None
@@ -333,18 +300,14 @@ def setup_case(case: Case, device: torch.device):
     method.compile(case.compile)
     n = train["y"].shape[0]
     method.on_epoch_start(0, 1, -(-n // case.batch_size))
-    pipe = Pipeline(crop=case.photo["crop"], channels_last=case.channels_last) if case.photo else None
+    view = task.train_view({"train": {**case.train, "channels_last": case.channels_last},
+                            **({"image": case.image} if case.image else {})})
     stream = index_stream(method, n, case.batch_size, device)
 
     def batch():
         if stacked is not None:
             return stacked.batch(torch.stack([next(stream) for _ in range(case.batch_runs)]))
-        idx = next(stream)
-        if pipe is None:
-            return make_batch(train, idx, case.channels_last)
-        b = {k: v[idx] for k, v in train.items() if k != "x"}
-        b["x"] = pipe.train_view(train["x"][idx]) if case.photo["view"] == "train" else pipe.eval_view(train["x"][idx])
-        return b
+        return make_batch(train, next(stream), case.channels_last, view)
 
     return method, batch
 

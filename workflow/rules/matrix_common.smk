@@ -15,7 +15,7 @@ def matrix_outputs():
 
 
 if MX is not None:
-    MX_DATASETS = list(MX["datasets"])
+    MX_DATASETS = _paths.mx_datasets(config)  # those whose `from` section the config has
     MX_METHODS = list(MX["methods"])
     MX_JOB_METHODS = ["{method}"] if MX["methods_per_job"] == 1 else MX_METHODS
     MX_JOB_NAME = "{method}" if MX["methods_per_job"] == 1 else "all_methods"
@@ -26,9 +26,10 @@ if MX is not None:
         return {k: {**(base.get(k) or {}), **(entry.get(k) or {})} for k in ("model", "train", "image")}
 
     def mx_inputs(entry):
-        """The prepared files a dataset's runs read (``inputs``, {results} replaced), and the pretrained weights its
+        """The prepared files a dataset's runs read (``inputs``, {results} and {share} replaced), and the pretrained weights its
         experiment's model starts from."""
-        files = {role: path.format(results=RESULTS) for role, path in entry["inputs"].items()}
+        share = {"share": _paths.share_tag(entry["share"])} if "share" in entry else {}
+        files = {role: path.format(results=RESULTS, **share) for role, path in entry["inputs"].items()}
         return {**files, **(pretrained_input(entry["from"]) if "from" in entry else {})}
 
     def mx_run(dataset, method, seed):

@@ -7,7 +7,9 @@ RW_SHARES = {exp: _paths.rw_shares(RW, exp) for exp in RW_EXPS}
 # Methods also trained on a balanced training set (share 0.5): the paper's balanced baseline (protocol D4)
 RW_BALANCED = {exp: _paths.rw_balanced(RW, exp) for exp in RW_EXPS}
 BALANCED_SHARE = _paths.BALANCED_SHARE
-RW_SPLIT_SHARES = {exp: RW_SHARES[exp] + ([BALANCED_SHARE] if RW_BALANCED[exp] else []) for exp in RW_EXPS}
+# the split files a job of `shares_per_job: all` writes: the table's shares, the balanced one, the matrix's
+RW_SPLIT_SHARES = {exp: list(dict.fromkeys(RW_SHARES[exp] + ([BALANCED_SHARE] if RW_BALANCED[exp] else [])
+                                           + _paths.mx_rw_shares(config, exp))) for exp in RW_EXPS}
 FF = RW["fairface"]
 FF_CSVS = [f"{FF['root']}/fairface_label_{s}.csv" for s in ("train", "val")]
 from debias.experiments import reweighting_figures as _ff_figures
