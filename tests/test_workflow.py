@@ -369,11 +369,24 @@ def tiny_waterbirds(cfg):
     wb["hparams"]["fisher_flat"]["epochs"] = 3
 
 
+def tiny_matrix(cfg):
+    """Three methods (lnl: an n/a cell on FairFace), one seed, the shortest schedules."""
+    mx = cfg["matrix"]
+    mx["methods"], mx["seeds"] = ["baseline", "groupdro", "lnl"], [0]
+    mx["hparams"] = {m: e for m, e in (mx.get("hparams") or {}).items() if m in mx["methods"]}
+    for entry in mx["datasets"].values():
+        if "steps" in entry["schedule"]:
+            entry["schedule"]["steps"] = 8
+        else:
+            entry["schedule"]["epochs"] = 1
+
+
 def tiny_everything(cfg):
     tiny(cfg, sigma2=(0.02,), methods=("baseline",), seeds=(0,), epochs=1)
     tiny_reweighting(cfg)
     tiny_coco(cfg)
     tiny_waterbirds(cfg)
+    tiny_matrix(cfg)
     cfg["benchmark"] = {**cfg["benchmark"], "warmup": 0, "repeats": 1}
 
 
@@ -424,7 +437,7 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
     # one training job each: COCO (cells_per_job: all), colored MNIST (one method, all sigma2), FairFace's 3
     # methods and its balanced baseline, the grid's 3 methods, Waterbirds' erm, groupdro, fisher_flat (one ε)
     assert sorted(costs.experiment) == (["coco"] + ["colored_mnist"] + ["fairface"] * 4 + ["l2rw_mnist"] * 3
-                                        + ["waterbirds"] * 3)
+                                        + ["matrix"] * 4 + ["waterbirds"] * 3)  # the matrix: a job per dataset
     assert (costs.wall_s > 0).all() and (costs.max_rss_mb > 0).all()
 
     # the report holds every table (CSV) and figure (PNG) the run wrote, with a caption naming the paper
@@ -433,8 +446,9 @@ def test_whole_workflow_on_a_slice_builds_figures_tables_and_the_report(whole_ru
             *res.glob("benchmarks/*.csv")]
     # tables, each as CSV and HTML: colored MNIST, FairFace, L2RW grid + COCO's three + Waterbirds' table and traces;
     # figures: colored MNIST, FairFace's 4 + their 4 per-class companions, the L2RW grid + COCO's two (leakage per
-    # split, F1-matched curves) + Waterbirds' groups and traces; the two benchmark tables; the claims' table and figure
-    assert len(made) == 2 * (3 + 3 + 2) + 9 + 1 + 2 + 2 + 2 + 2
+    # split, F1-matched curves) + Waterbirds' groups and traces; the two benchmark tables; the claims' table and figure;
+    # the matrix's table (CSV and HTML) and heatmap
+    assert len(made) == 2 * (3 + 3 + 2) + 9 + 1 + 2 + 2 + 2 + 2 + 3
     for f in made:
         assert f'"name": "{f.name}"' in html, f
     assert "Learning Not to Learn (paper 003)" in html and "Example reweighting (paper 001)" in html

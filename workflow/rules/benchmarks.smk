@@ -53,6 +53,7 @@ rule job_costs:
         rw_bench_files(),
         coco_bench_files(),
         wb_bench_files(),
+        mx_bench_files(),
     output:
         csv=report(f"{RESULTS}/benchmarks/job_costs.csv", caption="../report/job_costs.rst",
                    category=BENCH_REPORT, labels=report_label("wall time, CPU time, memory of every training job")),

@@ -37,3 +37,11 @@ if MX is not None:
 
     def mx_job_methods(wc):
         return [wc.method] if MX["methods_per_job"] == 1 else MX_METHODS
+
+
+def mx_bench_files():
+    """The benchmark file of every matrix job (rule job_costs)."""
+    if MX is None:
+        return []
+    names = MX_METHODS if MX["methods_per_job"] == 1 else [MX_JOB_NAME]
+    return [f"{BENCH_JOBS}/matrix/{d}/{n}.tsv" for d in MX_DATASETS for n in names]
