@@ -190,10 +190,18 @@ def test_readme_claims_on_fairface_hold_in_the_mini_run():
         rows = imbalanced.loc[method]
         assert (rows.acc_white_mean == 1.0).all() and (rows.acc_poc_mean == 0.0).all(), method
     assert test.loc[("baseline", 0.5), "acc_mean"] >= 0.75  # the balanced baseline learns
-    # l2rw's 0.50: per seed, one class predicted for everything (per-class accuracies 0 or 1)
-    for rec in (MINI / "runs" / "fairface").glob("share=0.9*/l2rw/seed=*/metrics.json"):
-        m = json.loads(rec.read_text())["metrics"]["test"]
-        assert {m["acc_white"], m["acc_poc"]} == {0.0, 1.0}, rec
+    # l2rw's mean: most seeds predict one class for (nearly) everything (per-class accuracies <= 0.05 and >= 0.95),
+    # at least 2 of the 3 at each of the shares 0.9 and 0.99, not always the same class
+    classes = set()
+    for share in ("0.900", "0.990"):
+        collapsed = 0
+        for rec in (MINI / "runs" / "fairface").glob(f"share={share}/l2rw/seed=*/metrics.json"):
+            m = json.loads(rec.read_text())["metrics"]["test"]
+            if min(m["acc_white"], m["acc_poc"]) <= 0.05 and max(m["acc_white"], m["acc_poc"]) >= 0.95:
+                collapsed += 1
+                classes.add(m["acc_white"] > m["acc_poc"])
+        assert collapsed >= 2, share
+    assert classes == {True, False}
     for method in ("proportion", "resample", "hardmining"):  # "learn the task"
         assert imbalanced.loc[method].acc_mean.max() >= 0.8, method
     assert imbalanced.loc[("hardmining", 0.99), "acc_poc_mean"] <= 0.1  # majority at the largest share

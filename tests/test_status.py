@@ -69,7 +69,7 @@ def test_counts_of_a_results_tree_with_done_running_and_not_started_runs(tmp_pat
     path, cfg = mini_config(tmp_path)
     runs = paths.training_runs(cfg)
     cm = runs["colored_mnist"]
-    assert len(cm) == 2 * 5 * 2  # sigma2 x methods x seeds of config/mini.yaml
+    assert len(cm) == 2 * 5 * 3  # sigma2 x methods x seeds of config/mini.yaml
     for run in cm[:7]:
         write_metrics(run)
     baseline = [r for r in cm[7:] if r.row == "baseline"][0]
@@ -88,22 +88,22 @@ def test_counts_of_a_results_tree_with_done_running_and_not_started_runs(tmp_pat
     assert tree(tmp_path / "results") == before  # nothing written
 
     t = tables["colored_mnist"]
-    assert (len(t.done), len(t.running), len(t.not_started)) == (7, 1, 12)
+    assert (len(t.done), len(t.running), len(t.not_started)) == (7, 1, 22)
     assert t.running[baseline.run_id].text() == "epoch 2 of 5"
     assert t.tables == {str(tmp_path / "results/tables/colored_mnist.csv"): False}
     assert (len(tables["waterbirds"].done), len(tables["waterbirds"].not_started)) == (10, 0)
     assert all(tables["waterbirds"].tables.values())
     assert (len(tables["l2rw_mnist"].done), len(tables["l2rw_mnist"].running)) == (1, 0)
-    assert len(tables["fairface_reweighting"].not_started) == 5 * 6 * 2 + 2
+    assert len(tables["fairface_reweighting"].not_started) == 5 * 6 * 3 + 3
     assert tables["coco"].leakage == (0, 24)
     assert not tables["claims"].runs and tables["claims"].tables
 
     text = status.report(cfg, str(path))
-    assert "colored_mnist         20 runs: 7 done, 1 running (epoch 2 of 5), 12 not started; table: missing" in text
+    assert "colored_mnist         30 runs: 7 done, 1 running (epoch 2 of 5), 22 not started; table: missing" in text
     assert "waterbirds            10 runs: 10 done, 0 running, 0 not started; table: present" in text
     # the matrix: 16 methods x 4 datasets x 2 seeds, none started
     assert "method_matrix         128 runs: 0 done, 0 running, 128 not started; table: missing" in text
-    assert re.search(r"total +267 runs: 18 done, 1 running, 248 not started; tables: 1 of 9 present", text)
+    assert re.search(r"total +320 runs: 18 done, 1 running, 301 not started; tables: 1 of 9 present", text)
     listed = status.report(cfg, str(path), list_runs=True)
     assert f"running      {baseline.run_id}: epoch 2 of 5, state saved" in listed
     assert f"not started  {cm[-1].run_id}" in listed
