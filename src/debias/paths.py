@@ -87,13 +87,18 @@ def wb_class(section: dict[str, Any], row: str) -> str:
     return method_entry(row, section["hparams"][row])[0]
 
 
-def wb_variants(section: dict[str, Any], row: str) -> list[str]:
-    """A row's path segments: one per ε percentile of `epsilon_percentiles` for a fisher_flat row without an
-    absolute epsilon, else just "default"."""
+def wb_percentiles(section: dict[str, Any], row: str) -> dict[str, float | None]:
+    """A row's path segments and the ε percentile each stands for: one per percentile of `epsilon_percentiles`
+    for a fisher_flat row without an absolute epsilon, else just "default" (None)."""
     hp = section["hparams"][row]
     if wb_class(section, row) == "fisher_flat" and hp.get("epsilon") is None and section.get("epsilon_percentiles"):
-        return [f"{WB_EPS_PREFIX}{p:g}" for p in section["epsilon_percentiles"]]
-    return ["default"]
+        return {f"{WB_EPS_PREFIX}{p:g}": p for p in section["epsilon_percentiles"]}
+    return {"default": None}
+
+
+def wb_variants(section: dict[str, Any], row: str) -> list[str]:
+    """A row's path segments (``wb_percentiles``)."""
+    return list(wb_percentiles(section, row))
 
 
 def wb_keys(section: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -225,7 +230,7 @@ def training_runs(config: dict[str, Any]) -> dict[str, list[Run]]:
     if wb is not None:
         out["waterbirds"] = [
             Run("waterbirds", "/".join(["waterbirds", *([] if v == "default" else
-                                                        [f"epsilon_percentile={v.removeprefix(WB_EPS_PREFIX)}"]),
+                                                        [f"epsilon_percentile={wb_percentiles(wb, row)[v]:g}"]),
                                         row, f"seed={s}"]),
                 "waterbirds", row, wb_run(results, row, v, s, "metrics.json"), wb_state(results, row, v, s))
             for row, v in wb_keys(wb) for s in wb["seeds"]]

@@ -83,7 +83,7 @@ for _exp in RW_EXPS:
             section={k: v for k, v in RW[_exp].items() if k in ("n_train", "n_val_per_class", "n_test_per_class",
                                                                "val_from_budget")},
             seeds=RW["seeds"],
-            shares=lambda wc, output: [Path(p).stem.removeprefix("share=") for p in output.split],
+            shares=lambda wc, _exp=_exp: [wc.share] if RW["shares_per_job"] == 1 else RW_SPLIT_SHARES[_exp],
         log:
             f"{RESULTS}/logs/{_exp}/split_{'share={share}' if RW['shares_per_job'] == 1 else 'all_shares'}.log",
         threads: 1
@@ -123,14 +123,14 @@ for _exp in RW_EXPS:
                 model=[rw_run(_exp, s, "{method}", k, "model.pt") for s in _shares for k in RW["seeds"]],
             params:
                 exp=_exp,
-                shares=lambda wc, input: [Path(p).stem.removeprefix("share=") for p in input.splits],
+                shares=lambda wc, _shares=_shares: [s.format(share=wc.get("share")) for s in _shares],
                 hparams=lambda wc, _exp=_exp: RW[_exp]["hparams"][wc.method],
                 train=RW["train"],
                 model=RW["model"],
                 seeds=RW["seeds"],
-                state=lambda wc, input, _exp=_exp: [
-                    _paths.rw_state(RESULTS, _exp, Path(p).stem.removeprefix("share="), wc.method, k)
-                    for p in input.splits
+                state=lambda wc, _exp=_exp, _shares=_shares: [
+                    _paths.rw_state(RESULTS, _exp, s.format(share=wc.get("share")), wc.method, k)
+                    for s in _shares
                     for k in RW["seeds"]
                 ],
                 device=config["device"],

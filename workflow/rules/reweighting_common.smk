@@ -21,7 +21,7 @@ FAIRFACE_FIGURES = expand(f"{RESULTS}/figures/{{stem}}.{{ext}}", stem=_ff_figure
 def fairface_figure_labels(path):
     """Report label of one FairFace figure: which of the paper's Figures 1-4 it redraws or accompanies (see
     report_label)."""
-    kind, split, band = _ff_figures.parse_stem(Path(path).stem)
+    kind, split, band = _ff_figures.figure_key(Path(path).stem)
     lo, hi = _ff_figures.FAIRFACE_FIGURES[band]
     fig = _ff_figures.PAPER_FIGURE[(split, band)]
     if kind == "acc":

@@ -47,10 +47,7 @@ def wb_run(row, variant, seed, name):
 
 def wb_percentile(wc):
     """The ε percentile a job's variant names (None for "default")."""
-    if wc.variant == "default":
-        return None
-    p = float(wc.variant.removeprefix(WB_EPS_PREFIX))
-    return int(p) if p.is_integer() else p
+    return _paths.wb_percentiles(WB, wc.row)[wc.variant]
 
 
 # A training job trains one seed, or (seeds_per_job: all) every seed of its (row, variant).

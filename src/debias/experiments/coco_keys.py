@@ -7,9 +7,14 @@ SPLIT_NAMES = {"none": "no balance", "gamma1": "γ = 1", "gamma2": "γ = 2", "ga
 AUG_NAMES = {"nomix": "normal", "mixup": "mixup", "cutmix": "cutmix"}
 
 
+GAMMAS = {"none": None, "gamma1": 1, "gamma2": 2, "gamma3": 3}  # training split -> its γ (None: the whole split)
+
+
 def gamma_of(split: str) -> int | None:
-    """The γ of a training split's name (gamma1 -> 1), None for the whole train split ("none")."""
-    return None if split == "none" else int(split.removeprefix("gamma"))
+    """The γ of a training split (gamma1 -> 1), None for the whole train split ("none"), looked up."""
+    if split not in GAMMAS:
+        raise ValueError(f"COCO training split {split!r}; expected one of {', '.join(GAMMAS)}")
+    return GAMMAS[split]
 
 
 def f1_curve_key(mode: str, split: str | None) -> str:

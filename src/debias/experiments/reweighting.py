@@ -19,7 +19,7 @@ from debias.data.imbalance import imbalanced_split, official_seed
 from debias.data.mnist import read_mnist
 from debias.devices import resolve_device
 from debias.experiments.reweighting_figures import (FAIRFACE_FIGURES, NOT_IN_PAPER_FIGURES, PAPER_FIGURE, PAPER_SHARES,
-                                                    figure_caption, parse_stem, share_step)
+                                                    figure_caption, figure_key, share_step)
 from debias.io import read_json, sha256_file, torch_save, write_json, write_text
 from debias import tasks
 from debias.runner import Cell, RunOutputs, data_hashes, train_cells
@@ -187,7 +187,7 @@ def aggregate_fairface(metric_files: list[str], rows: list[str], scale: str, out
     for path in out.figures:
         if not path.endswith(".png"):
             continue
-        kind, split, tag = parse_stem(Path(path).stem)
+        kind, split, tag = figure_key(Path(path).stem)
         lo, hi = FAIRFACE_FIGURES[tag]
         d = runs[(runs.split == split) & runs.share.between(lo - 1e-9, hi + 1e-9)]
         if kind == "acc":

@@ -32,15 +32,21 @@ def figure_stem(kind: str, split: str, tag: str) -> str:
     return f"fairface_{split}_{kind}_{tag}"
 
 
-def parse_stem(stem: str) -> tuple[str, str, str]:
-    """figure_stem's inverse: (kind, split, tag)."""
-    split, rest = stem.removeprefix("fairface_").split("_", 1)
-    kind, tag = rest.rsplit("_", 1)
-    return kind, split, tag
+def figure_keys() -> dict[str, tuple[str, str, str]]:
+    """Every figure's file stem -> (kind, split, tag), in drawing order."""
+    return {figure_stem(k, s, t): (k, s, t) for k in KINDS for s in SPLITS for t in FAIRFACE_FIGURES}
+
+
+def figure_key(stem: str) -> tuple[str, str, str]:
+    """(kind, split, tag) of a figure's file stem, looked up, not parsed."""
+    keys = figure_keys()
+    if stem not in keys:
+        raise ValueError(f"{stem!r} is not a FairFace figure; expected one of {', '.join(keys)}")
+    return keys[stem]
 
 
 def figure_stems() -> list[str]:
-    return [figure_stem(k, s, t) for k in KINDS for s in SPLITS for t in FAIRFACE_FIGURES]
+    return list(figure_keys())
 
 
 def share_step(tag: str) -> float:
@@ -53,7 +59,7 @@ def figure_caption(stem: str, scale: str, methods: list[str], shares: list[float
                    offset: float) -> str:
     """The report's caption of one FairFace figure, from what it draws: which split, share range and kind, the
     shares and seeds of this run, and what the paper says of its own figure (it prints no values)."""
-    kind, split, tag = parse_stem(stem)
+    kind, split, tag = figure_key(stem)
     lo, hi = FAIRFACE_FIGURES[tag]
     fig = PAPER_FIGURE[(split, tag)]
     seeds = f"{min(n_seeds)}" if min(n_seeds) == max(n_seeds) else f"{min(n_seeds)}–{max(n_seeds)}"
