@@ -68,6 +68,46 @@ def test_cutmix_seed_label_weights_use_the_drawn_lambda_on_the_partner():
     assert torch.allclose(y_mix.sum(1), torch.ones(n))
 
 
+
+def test_cutmix_prob_mixes_a_whole_batch_or_none_of_it_with_probability_prob():
+    """``prob`` is drawn once per batch (as the official ``cutmix_prob``): a batch is either mixed as a whole or
+    comes back with its own images and targets; over many batches the mixed fraction is ≈ prob."""
+    n, h, w = 8, 16, 16
+    b = {"x": torch.zeros(n, 1, h, w), "y": torch.eye(5)[torch.zeros(n, dtype=torch.long)], "group": torch.zeros(n)}
+    b["x"][n // 2 :] = 1.0  # partners are all ones and of another class: any pasted pixel or weight shows
+    b["y"][n // 2 :] = torch.eye(5)[1]
+    swap = torch.cat([torch.arange(n // 2, n), torch.arange(n // 2)])
+
+    def draws(prob, label_weights, count):
+        m = methods.get("cutmix")(tiny_backbone(), {**HP, "prob": prob, "label_weights": label_weights})
+        m.partners = lambda batch: (swap, torch.ones(n, dtype=torch.bool))
+        return [m.mix(b) for _ in range(count)]
+
+    torch.manual_seed(0)
+    for label_weights in ("area", "seed"):
+        for x_mix, y_mix, logs in draws(0.0, label_weights, 50):  # never mixed
+            assert torch.equal(x_mix, b["x"]) and torch.equal(y_mix, b["y"])
+            assert logs["unpaired"].item() == n and logs["lam"].item() == 1.0
+        for x_mix, y_mix, logs in draws(1.0, label_weights, 50):  # always mixed
+            assert logs["unpaired"].item() == 0
+            assert not torch.equal(x_mix, b["x"]) and not torch.equal(y_mix, b["y"])
+    # alpha = 1: λ ~ U(0, 1); a sample's box is empty only where ⌊16·√(1−λ)⌋ < 2, i.e. λ > 1 − (2/16)² ≈ 0.984,
+    # so a mixed batch of 8 has (nearly always) several pasted boxes and a mixed target per pasted box
+    prob, count = 0.3, 600
+    mixed = []
+    for x_mix, y_mix, logs in draws(prob, "area", count):
+        pasted = x_mix[: n // 2].flatten(1).sum(1) > 0
+        unpaired = logs["unpaired"].item()
+        assert unpaired in (0, n)  # the whole batch, or none of it
+        if unpaired == n:
+            assert torch.equal(x_mix, b["x"]) and torch.equal(y_mix, b["y"])
+        else:
+            assert pasted.sum() >= 2
+            assert torch.equal(y_mix[: n // 2, 1] > 0, pasted)  # the partner's label weighs where its box lies
+        mixed.append(unpaired == 0)
+    # binomial sd of the fraction: √(0.3·0.7/600) ≈ 0.019
+    assert abs(np.mean(mixed) - prob) < 0.06
+
 # -- mixup and losses ---------------------------------------------------------------------------------------
 
 
@@ -262,6 +302,42 @@ def test_leakage_finds_a_planted_signal_and_not_noise():
     # noise: an unbalanced attacker can do no better than (about) the majority rate
     assert abs(unbal["mean"] - unbal["test_majority_rate"]) < 0.06
 
+
+
+def test_balanced_leakage_folds_each_rounds_accuracy_and_unbalanced_does_not(monkeypatch):
+    """The attacker stubbed out: its test accuracies per round are fixed, so the reported scores are exactly the
+    folding (balanced) or not (unbalanced) of them."""
+    import debias.leakage as leakage_module
+
+    accs = [0.3, 0.8, 0.5]
+    calls = []
+
+    def fake_attacker(data, cfg, seed):
+        calls.append((seed, {s: tuple(t[0].shape) for s, t in data.items()}))
+        return {"val": 0.6, "test": accs[len(calls) - 1], "epoch": len(calls)}
+
+    monkeypatch.setattr(leakage_module, "train_attacker", fake_attacker)
+    gender = {s: np.array([0, 1] * 4) for s in ("train", "val", "test")}
+    gender["test"] = np.array([0, 0, 0, 1, 1, 0, 1, 0])  # 5 men of 8: majority rate 0.625
+    features = {s: np.arange(24, dtype=float).reshape(8, 3) for s in gender}
+    kw = dict(rounds=3, cfg=AttackerConfig(), seed=2, n_train_per_group=3, n_eval_per_group=2)
+
+    bal = leakage(features, gender, None, "balanced", **kw)
+    folded = [0.5 + 0.2, 0.5 + 0.3, 0.5]  # 0.5 + |acc − 0.5| by hand
+    assert bal["scores"] == pytest.approx(folded, abs=1e-12)
+    assert bal["mean"] == pytest.approx(2.0 / 3.0, abs=1e-12)
+    assert bal["std"] == pytest.approx(np.sqrt(((0.7 - 2 / 3) ** 2 + (0.8 - 2 / 3) ** 2 + (0.5 - 2 / 3) ** 2) / 2),
+                                       abs=1e-12)
+    assert bal["selected_epochs"] == [1, 2, 3]
+    assert [c[0] for c in calls] == [2000, 2001, 2002]  # seed * 1000 + round
+    assert calls[0][1] == {"train": (6, 3), "val": (4, 3), "test": (4, 3)}  # 3 + 3 / 2 + 2 per round
+
+    calls.clear()
+    unbal = leakage(features, gender, np.arange(5), "unbalanced", **{**kw, "rounds": 2})
+    assert unbal["scores"] == [0.3, 0.8]  # plain accuracy, below chance kept
+    assert unbal["mean"] == pytest.approx(0.55, abs=1e-12)
+    assert unbal["test_majority_rate"] == pytest.approx(0.625)
+    assert calls[0][1] == {"train": (5, 3), "val": (8, 3), "test": (8, 3)}
 
 # -- Wang's F1-matched dataset leakage ------------------------------------------------------------------------
 

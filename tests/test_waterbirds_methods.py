@@ -134,6 +134,35 @@ def test_groupdro_step_q_and_gradient():
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 
 
+def test_groupdro_logs_the_reference_robust_loss_with_the_adjustment_and_the_same_gradient():
+    """robust_loss = Σ_g q_g (ℓ_g + C/√n_g) with the updated q (the reference's logged objective); the gradient is
+    that of Σ_g q_g ℓ_g whatever C (with q held equal, η_q = 0)."""
+    b = data(n=6, groups=2)
+    b["group"] = torch.tensor([0, 0, 0, 0, 1, 1])
+    train = {"group": torch.tensor([0] * 16 + [1] * 4), "y": torch.zeros(20, dtype=torch.long)}
+    ref = mlp()
+    ln = F.cross_entropy(ref.classifier(ref.features(b["x"])), b["y"], reduction="none").detach().double().numpy()
+    l0, l1 = ln[:4].mean(), ln[4:].mean()
+    a0, a1 = 2.0 / 4, 2.0 / 2  # C = 2, train counts 16 and 4
+    e0, e1 = math.exp(0.5 * (l0 + a0)), math.exp(0.5 * (l1 + a1))
+    q0, q1 = e0 / (e0 + e1), e1 / (e0 + e1)
+    m = methods.get("groupdro")(mlp(), dict(DRO, robust_step_size=0.5, generalization_adjustment=2.0))
+    m.attach({"train": train})
+    logs = m.update(b)
+    assert abs(logs["robust_loss"].item() - (q0 * (l0 + a0) + q1 * (l1 + a1))) < 1e-6
+    assert abs(logs["loss"].item() - ln.mean()) < 1e-6
+    grads = {}
+    for c in (0.0, 2.0):
+        m = methods.get("groupdro")(mlp(), dict(DRO, robust_step_size=0.0, generalization_adjustment=c))
+        m.attach({"train": train})
+        m.opt.step = lambda: None
+        logs = m.update(b)
+        grads[c] = [p.grad.clone() for p in m.modules.parameters()]
+        adj = (a0 + a1) / 2 if c else 0.0  # q uniform
+        assert abs(logs["robust_loss"].item() - ((l0 + l1) / 2 + adj)) < 1e-6
+    assert all(torch.equal(g0, g2) for g0, g2 in zip(grads[0.0], grads[2.0], strict=True))
+
+
 def test_group_balanced_sampler_weights_and_shape():
     m = methods.get("groupdro")(mlp(), dict(DRO, reweight_groups=True))
     group = torch.tensor([0, 0, 0, 1, 2, 2])

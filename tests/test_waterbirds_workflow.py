@@ -161,6 +161,27 @@ def test_table_against_hand_computed_cells(tmp_path):
     assert "(\\%)" in tex and not re.search(r"(?<!\\)%", tex)  # no unescaped % (it would start a LaTeX comment)
 
 
+def test_average_accuracy_is_weighted_by_the_training_split_s_group_sizes():
+    """Train groups 6/1/1/2, test groups 1/4/4/1; test group accuracies 1, 1/2, 1/4, 0: the train-weighted
+    average is (6·1 + 1·0.5 + 1·0.25 + 2·0) / 10 = 0.675 (the test-weighted one, = the plain accuracy, is 0.4)."""
+    import torch
+
+    from debias.experiments.waterbirds import train_group_weights
+    from debias.metrics import classification_metrics
+
+    def split(group):
+        return {"group": torch.tensor(group), "y": torch.zeros(len(group), dtype=torch.long)}
+
+    test = split([0, 1, 1, 1, 1, 2, 2, 2, 2, 3])
+    splits = {"train": split([0] * 6 + [1] + [2] + [3] * 2), "val": split([0, 1, 2, 3] * 3), "test": test}
+    weights = train_group_weights(splits)  # what train() hands train_cell as group_weights
+    assert weights == {0: 6.0, 1: 1.0, 2: 1.0, 3: 2.0}
+    pred = torch.tensor([0, 0, 0, 1, 1, 0, 1, 1, 1, 1])  # right: 1/1, 2/4, 1/4, 0/1
+    m = classification_metrics(pred, test["y"], test["group"], group_weights=weights)
+    assert abs(m["accuracy"] - 0.4) < 1e-12
+    assert abs(m["weighted_group_accuracy"] - 0.675) < 1e-12
+
+
 def test_traces_verdict_from_group_medians(tmp_path):
     from debias.experiments.waterbirds import trace_stats
 

@@ -8,12 +8,14 @@ One step, on the batch's per-sample cross-entropies ℓ_i:
   reference applies it only when every group's C is > 0): ℓ̃_g = ℓ_g + C_g / √n_g, n_g the group's count in
   the training split; else ℓ̃_g = ℓ_g;
 - q_g ← q_g · exp(η_q · ℓ̃_g) on detached values, then q ← q / Σ q (q starts uniform); η_q = ``robust_step_size``;
-- objective Σ_g q_g ℓ_g with the updated q (the reference logs Σ_g q_g ℓ̃_g; the gradient is the same), SGD step.
+- objective Σ_g q_g ℓ_g with the updated q, SGD step (the gradient of the reference's Σ_g q_g ℓ̃_g: the
+  adjustment is a constant).
 
 ``reweight_groups: true`` draws each epoch's batches with replacement, sample i with weight N / n_{g_i}
 (every group equally likely; the reference's ``WeightedRandomSampler``), steps × batch_size draws per epoch (the
 reference draws N, its last batch smaller; here N is rounded up to whole batches).
-Logged: ``q_<group>`` per group, the robust objective and the plain mean loss.
+Logged: ``q_<group>`` per group, the robust objective as the reference logs it, Σ_g q_g ℓ̃_g with the adjusted
+losses (``robust_loss``), and the plain mean loss (``loss``).
 """
 
 from __future__ import annotations
@@ -80,11 +82,11 @@ class GroupDRO(ERM):
         group_losses = group_mean_losses(losses, batch["group"].long(), self.q.numel())
         adj = self.adjustment.to(group_losses.dtype)
         self.q = update_q(self.q, group_losses + adj, self.hp["robust_step_size"])
-        robust = group_losses @ self.q.to(group_losses.dtype)
+        q = self.q.to(group_losses.dtype)
+        robust = group_losses @ q  # backpropagated: the reference's Σ q ℓ̃ less a constant, the same gradient
         robust.backward()
         self.opt.step()
-        logs = {"loss": losses.mean().detach(), "robust_loss": robust.detach(),
-                "robust_loss_adjusted": (robust + adj @ self.q).detach()}
+        logs = {"loss": losses.mean().detach(), "robust_loss": (robust + adj @ q).detach()}  # Σ q ℓ̃
         logs.update({f"q_g{g}": self.q[g] for g in range(self.q.numel())})
         return logs
 

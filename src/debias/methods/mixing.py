@@ -14,11 +14,16 @@ Partners (``pairing``): ``random`` (a random permutation of the batch, as the of
 mixed pair is one man and one woman image). A sample whose batch holds no partner of the other value stays
 unmixed (λ = 1) and is counted in the logged ``unpaired``.
 
-λ per sample (``lam: sample``, protocol default G6) or one per batch (``lam: batch``, the official code).
-CutMix follows the official box sampling (clovaai/CutMix-PyTorch ``rand_bbox``): cut ratio √(1−λ), box centre
-uniform over all pixels, corners clipped at the border, the partner's box pasted, and λ recomputed as
-1 − box area / image area (``label_weights: area``). ``label_weights: seed`` gives the seed paper's literal
-weights instead: ỹ = λ·y_partner + (1−λ)·y_self with the drawn λ (protocol G7).
+λ per sample (``lam: sample``, protocol default G6) or one Beta draw per batch (``lam: batch``, as the official
+code draws it). CutMix follows the official box sampling (clovaai/CutMix-PyTorch ``rand_bbox``) for every
+sample: cut ratio √(1−λ), box centre uniform over all pixels, corners clipped at the border, the partner's box
+pasted, and λ recomputed as 1 − box area / image area (``label_weights: area``). The box centre is drawn per
+sample also under ``lam: batch``: the samples share the drawn λ (their boxes' size before clipping) but not the
+box position, so the clipped areas, and with them the area λ, still differ between samples; the official code
+pastes one box, at one position, on the whole batch (one area λ per batch). ``label_weights: seed`` gives the
+seed paper's literal weights instead: ỹ = λ·y_partner + (1−λ)·y_self with the drawn λ (protocol G7). CutMix's
+``prob`` (default 1) is the probability that a batch is mixed at all, one draw per batch as the official
+``cutmix_prob``; a batch not mixed trains on its own images and targets (all its samples logged ``unpaired``).
 
 What trains (``train_layers``): ``all`` or ``head`` (the features frozen, their BatchNorm layers still in
 train mode so their running statistics move, as in Wang et al.'s stage 1; protocol G2).
