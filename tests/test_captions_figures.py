@@ -260,3 +260,18 @@ def test_report_captions_keep_a_space_between_sentences(scale):
 def test_report_summary_says_what_the_readme_says():
     text = (ROOT / "workflow/report/workflow.rst").read_text()
     assert "in small" not in text and "only in part" in text
+
+
+def test_the_waterbirds_caption_names_rows_at_zero_worst_group_on_every_seed():
+    import pandas as pd
+
+    from debias.experiments.waterbirds import collapsed_note
+
+    rows = [("erm (last epoch)", "Worst", 16.8, 13.2), ("fisher_flat ε=p50 (best val worst)", "Worst", 0.0, 0.0),
+            ("fisher_flat ε=p50 (best val worst)", "Avg (train-weighted)", 59.0, 50.9),
+            ("fisher_flat ε=p75 (best val worst)", "Worst", 0.0, 4.0)]  # one seed at 0, one not: not collapsed
+    summary = pd.DataFrame(rows, columns=["row", "column", "mean", "std"])
+    note = collapsed_note(summary)
+    assert note.startswith(" fisher_flat ε=p50 (best val worst): 0 % on the worst group for every seed")
+    assert "p75" not in note and "erm" not in note.split(":")[0]
+    assert collapsed_note(summary[summary["row"] == "erm (last epoch)"]) == ""
