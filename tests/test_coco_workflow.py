@@ -41,7 +41,7 @@ def test_full_config_dry_run_lists_every_cell_of_tables_2_and_3_as_a_gpu_job():
     assert set(cells) == grid_cells(cfg) and len(cells) == 26
     assert all("gpu=1" in block for block in cells.values())
     leak = [b for b in proc.stdout.split("\nrule ")[1:] if b.startswith("coco_model_leakage:")]
-    assert len(leak) == 20 and all("gpu=" not in b for b in leak)
+    assert len(leak) == 20 * len(cfg["seeds"]) and all("gpu=" not in b for b in leak)  # one per model (cell, seed)
 
 
 def test_mini_trains_every_cell_in_one_job_and_the_leakages_in_two_the_full_config_one_job_per_cell():
@@ -64,7 +64,9 @@ def test_mini_trains_every_cell_in_one_job_and_the_leakages_in_two_the_full_conf
     # the full config (cells_per_job: 1): one job per cell, split and model, and job_costs finds their benchmarks
     counts = job_counts(snakemake("coco", "job_costs", "-n", "--forceall", "--cores", 8, "--resources", "gpu=2",
                                   check=True).stdout)
-    assert counts["coco_train"] == 26 and counts["coco_dataset_leakage"] == 4 and counts["coco_model_leakage"] == 20
+    n_seeds = len(yaml.safe_load((ROOT / "config/config.yaml").read_text())["coco"]["seeds"])
+    assert counts["coco_train"] == 26 and counts["coco_dataset_leakage"] == 4
+    assert counts["coco_model_leakage"] == 20 * n_seeds
     # F1-matched curves: the balanced attacker's only (Wang's), one curve for all splits (it draws from the full ones)
     assert counts["coco_f1_leakage"] == 1
 
