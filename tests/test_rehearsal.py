@@ -142,7 +142,7 @@ def test_dry_run_of_the_whole_full_config_on_the_standins_has_every_job_and_noth
         "step_cost": 1, "throughput": 1, "job_costs": 1, "claims": 1, "all": 1,
         **{f"matrix_{d}": len(mx["methods"]) for d in mx["datasets"]}, "matrix_table": 1,  # a job per (dataset, method)
     }
-    assert sum(counts.values()) == 351 + 20 * len(coco["seeds"]) + 4 * 16 + 1
+    assert sum(counts.values()) == 371 + 20 * len(coco["seeds"]) + 4 * 16 + 1
     assert "WARNING" not in proc.stderr  # nothing missing: no data, weights or download named
 
 

@@ -157,9 +157,10 @@ def test_the_batched_case_counts_every_run_it_advances():
     cfg = yaml.safe_load((ROOT / "config" / "mini.yaml").read_text())
     cases = [c for c in cases_from_config(cfg) if c.batch_runs > 1]
     runs = len(cfg["colored_mnist"]["seeds"]) * len(cfg["colored_mnist"]["sigma2"])
+    ff_runs = len(cfg["reweighting"]["seeds"]) * len(cfg["reweighting"]["fairface"]["shares"])  # a share's seeds
     assert [(c.experiment, c.method, c.batch_runs) for c in cases] == [
-        *[("colored_mnist", row, runs) for row in cfg["colored_mnist"]["methods"]], ("fairface", "baseline", 2 * 5),
-        ("fairface", "l2rw", 2 * 5)]
+        *[("colored_mnist", row, runs) for row in cfg["colored_mnist"]["methods"]], ("fairface", "baseline", ff_runs),
+        ("fairface", "l2rw", ff_runs)]
     for case, row in zip(cases, run_cases(cases, torch.device("cpu"), seconds=0.3, warmup=2)):
         assert row["status"] == "ok" and row["variant"] == f"{case.batch_runs} runs batched (torch.func)"
         # steps_per_s counts run-steps; ms_per_step is one batched step, which advances batch_runs runs
@@ -196,7 +197,8 @@ def test_hand_run_writes_both_files(tmp_path, monkeypatch):
     table_runs = runs + 5 * len(ff["fairface"]["shares"]) * len(ff["seeds"])  # the balanced 0.5 is baseline's only
     assert proj[-1].startswith(f"fairface,(whole table),every row at its fastest variant,{table_runs},,,")
     assert proj[1].startswith(f"fairface,baseline,one run at a time,{runs},144,10.0000,")
-    assert proj[2].startswith(f"fairface,baseline,10 runs batched,{runs},144,10.0000,")
+    batched = len(ff["fairface"]["shares"]) * len(ff["seeds"])  # every share's seeds in one batched model
+    assert proj[2].startswith(f"fairface,baseline,{batched} runs batched,{runs},144,10.0000,")
 
 
 def test_gpu_utilisation_is_read_from_the_device_torch_uses_not_nvmls_same_index():
