@@ -220,6 +220,7 @@ def tiny_coco(cfg):
     c["embedded"].update(n_train=120, n_val=160)
     c["lrs"], c["table3_lr"], c["splits"] = [1.0e-2], 1.0e-2, ["none"]
     for hp in c["hparams"].values():
+        hp.pop("steps", None)  # the run's length as one epoch, whichever key the config gives it in
         hp["epochs"] = 1
     c["leakage"].update(rounds=2, epochs=2, n_train_per_group=20, n_eval_per_group=10)
 

@@ -77,6 +77,8 @@ def set_key(path, value):
          "reweighting.fairface.hparams.l2rw.meta_lr: -3 is less than or equal to the minimum of 0"),
         ("reweighting.fairface.hparams.l2rw.epochs", 3,  # l2rw has steps: both given
          "reweighting.fairface.hparams.l2rw: the run's length is given as epochs or as steps: exactly one of the two keys"),
+        ("coco.hparams.nomix.steps", 600,  # nomix has epochs at full scale: both given
+         "coco.hparams.nomix: the run's length is given as epochs or as steps: exactly one of the two keys"),
         ("reweighting.shares_per_job", "x", "reweighting.shares_per_job: 'x' is not one of [1, 'all']"),
         ("coco.cells_per_job", 2, "coco.cells_per_job: 2 is not one of [1, 'all']"),
     ],

@@ -61,7 +61,8 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
         if train_cfg["channels_last"]:
             method.modules.to(memory_format=torch.channels_last)
         fp = fingerprint(cls_name, hp, train_cfg, model, image, labels_sha, data_sha, split, seed, dev.type)
-        spec = RunSpec(run_id=run_id, seed=seed, epochs=hp["epochs"], batch_size=train_cfg["batch_size"],
+        spec = RunSpec(run_id=run_id, seed=seed, epochs=hp.get("epochs"), max_steps=hp.get("steps"),
+                       batch_size=train_cfg["batch_size"],
                        state_path=Path(state_path), eval_every=1, eval_splits=("val",), final_splits=(),
                        checkpoint_every_s=train_cfg["checkpoint_every_s"], fingerprint=fp, progress=progress,
                        select=("val_macro_f1",), min_batch=task.min_batch, train_view=task.train_view(task_cfg),
@@ -95,4 +96,4 @@ def train(*, hparams: dict, model: dict, train_cfg: dict, image: dict, split: st
         })
         Path(state_path).unlink(missing_ok=True)
         log.info("%s: test mAP %.4f (epoch %d of %d by val macro-F1)", run_id, res["test"]["mAP"],
-                 out["selected"]["epoch"], hp["epochs"])
+                 out["selected"]["epoch"], len(out["history"]))
