@@ -212,18 +212,22 @@ def test_readme_claims_on_coco_hold_in_the_mini_run():
     none = d.loc[("unbalanced", "random", "none")]
     assert none.dataset_mean > none.majority + 5  # "well above chance and above the majority rate"
     assert d.loc[("balanced", "random", "none")].dataset_mean > 60
-    assert none.nomix_delta > 0  # "the no-mix model amplifies it"
-    assert d.loc[("unbalanced", "balanced", "none")].mixup_mean < none.mixup_mean  # balanced partners lower mixup's
-    for split in ("gamma1", "gamma2"):  # "at most 3 points above the test majority rate"
-        row = d.loc[("unbalanced", "random", split)]
-        assert max(row.nomix_mean, row.mixup_mean, row.cutmix_mean) <= row.majority + 3, split
-    balanced = d.loc["balanced"][["nomix_delta", "mixup_delta", "cutmix_delta"]].to_numpy()
-    assert (balanced < 0).mean() > 0.5  # "most balanced-attacker Δ are negative"
-    # "every mini F1-matched Δ is n/a ... the models' val F1 below even that of labels flipped at 0.45"
-    assert d[[c for c in d.columns if c.endswith("_delta_f1")]].isna().all().all()
-    assert d[[c for c in d.columns if c.endswith("_val_f1")]].max().max() < d.f1_curve_min.min()
-    m = mini_table("coco_map.csv")
-    assert m.map_mean.between(20, 40).all()  # "test mAP about 25-35 %, chance about 20 %": underfits
+    m = mini_table("coco_map.csv").set_index(["augmentation", "lr"]).map_mean
+    assert m["nomix"].max() >= 60  # "the mini classifiers learn"
+    for lr in m["nomix"].index:  # "mixup and CutMix lower mAP at both lrs"
+        assert max(m["mixup", lr], m["cutmix", lr]) < m["nomix", lr], lr
+    # "every F1-matched Δ that is defined (44 of the 48 cells) is positive"; the others: CutMix below the curves
+    augs = ("nomix", "mixup", "cutmix")
+    f1_delta = d[[f"{a}_delta_f1" for a in augs]]
+    assert f1_delta.notna().to_numpy().mean() >= 0.5 and (f1_delta.stack().dropna() > 0).all()
+    for a in augs:
+        undefined = d[f"{a}_delta_f1"].isna()
+        assert (d.loc[undefined, f"{a}_val_f1"] < d.loc[undefined, "f1_curve_min"]).all(), a
+    gamma1 = d.loc[("unbalanced", "random", "gamma1")]  # "γ = 1 models leak 15-19 points more than their data"
+    assert min(gamma1[f"{a}_delta"] for a in augs) >= 14
+    # "on the original split the plain Δ is small for no mixing; mixup below it, CutMix above"
+    assert abs(none.nomix_delta) < 2 and none.mixup_mean < none.nomix_mean < none.cutmix_mean
+    assert d.loc[("unbalanced", "balanced", "none")].mixup_mean > none.mixup_mean  # balanced partners raise it
 
 
 def test_readme_claims_on_waterbirds_hold_in_the_mini_run():
