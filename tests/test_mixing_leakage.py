@@ -68,7 +68,6 @@ def test_cutmix_seed_label_weights_use_the_drawn_lambda_on_the_partner():
     assert torch.allclose(y_mix.sum(1), torch.ones(n))
 
 
-
 def test_cutmix_prob_mixes_a_whole_batch_or_none_of_it_with_probability_prob():
     """``prob`` is drawn once per batch (as the official ``cutmix_prob``): a batch is either mixed as a whole or
     comes back with its own images and targets; over many batches the mixed fraction is ≈ prob."""
@@ -301,7 +300,6 @@ def test_leakage_finds_a_planted_signal_and_not_noise():
     unbal = leakage(noise, gender, np.arange(400), "unbalanced", **kw)
     # noise: an unbalanced attacker can do no better than (about) the majority rate
     assert abs(unbal["mean"] - unbal["test_majority_rate"]) < 0.06
-
 
 
 def test_balanced_leakage_folds_each_rounds_accuracy_and_unbalanced_does_not(monkeypatch):

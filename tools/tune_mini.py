@@ -2,6 +2,7 @@
 
     python tools/tune_mini.py l2rw_mnist   [--lrs 1e-3 3e-3 1e-2 3e-2] [--steps 300 600]
     python tools/tune_mini.py colored_mnist [--lrs 0.01 0.02 0.05] [--epochs 5 8]
+    python tools/tune_mini.py coco [--lrs 3e-3 1e-2] [--steps 600] [--epochs 40] [--splits none gamma1]
 
 Both read the embedded digits (config/mini.yaml's MNIST) and hold a validation set out of the *training*
 digits; the test digits are not read at all.
@@ -15,6 +16,12 @@ digits; the test digits are not read at all.
   (colour independent of the label); the rest is coloured with the training recipe at the given sigma2.
   Baseline, gray and the LNL rows are trained with each schedule; LNL and its adaptive variant start from the
   baseline of the same schedule and seed, as in the pipeline.
+
+- ``coco``: one classifier per (augmentation, lr, length, split) on the prepared mini COCO
+  (``results/mini/prepared/coco``, made by ``snakemake --configfile config/mini.yaml coco``); COCO has a
+  validation split of its own, and only it is printed: val mAP and macro-F1 of the epoch val macro-F1 selects (as
+  the pipeline selects), the best val mAP of any epoch, and the first epoch whose val mAP reaches 60 %.
+  ``--widths`` and ``--unweighted-bce`` (plain BCE instead of Wang's class weights) are diagnostics.
 
 The printed tables are the evidence quoted in the README ("Deviations", mini scale).
 """
@@ -146,6 +153,38 @@ def tune_colored_mnist(lrs, epochs_list, lnl_epochs_list, seeds, sigma2, lnl_ove
         del results
 
 
+def tune_coco(lrs, lengths, splits, augmentations, seeds, results, widths=None, unweighted=False):
+    from debias.experiments import coco_train
+    from debias.methods import mixing
+    from debias.io import read_json
+
+    prepared = Path(results) / "prepared" / "coco"
+    if not (prepared / "labels.pt").is_file():
+        raise SystemExit(f"{prepared}/labels.pt not found: run `snakemake --configfile config/mini.yaml coco` first")
+    co = MINI["coco"]
+    model = {**co["model"], **({"widths": widths} if widths else {})}
+    if unweighted:  # diagnostic: every class weight 1 instead of Wang's #neg / #pos
+        mixing.reference_class_weights = lambda y: torch.ones(y.shape[1], device=y.device)
+    print("aug     lr       length      split   seed  val_mAP_selected  val_F1_selected  val_mAP_best  "
+          "first_epoch_60  s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for aug, lr, (key, n), split, seed in itertools.product(augmentations, lrs, lengths, splits, seeds):
+            hp = {k: v for k, v in co["hparams"][aug].items() if k not in ("epochs", "steps")}
+            out = Path(tmp) / f"{aug}_{lr}_{key}{n}_{split}_{seed}"
+            t0 = time.monotonic()
+            coco_train.train(hparams={**hp, key: n}, model=model, train_cfg=co["train"], image=co["image"],
+                             split=split, aug=aug, pairing="none" if aug == "nomix" else "random", lr=lr,
+                             seeds=[seed], data=str(prepared / "data.pt"), labels=str(prepared / "labels.pt"),
+                             metrics=[str(out / "metrics.json")], logits=[str(out / "logits.pt")],
+                             states=[str(out / "state.pt")], device="cpu", progress=False)
+            rec = read_json(out / "metrics.json")
+            val = [h["val"]["mAP"] for h in rec["history"]]
+            first = next((i + 1 for i, v in enumerate(val) if v >= 0.6), None)
+            print(f"{aug:7} {lr:<8g} {key} {n:<5} {split:7} {seed:4}  {rec['metrics']['val']['mAP']:16.3f}  "
+                  f"{rec['metrics']['val']['macro_f1']:15.4f}  {max(val):12.3f}  {str(first):>14}  "
+                  f"{time.monotonic() - t0:.0f}", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="experiment", required=True)
@@ -166,10 +205,24 @@ def main(argv=None):
     b.add_argument("--lnl-rows", nargs="+", default=["lnl", "lnl_adaptive"])
     b.add_argument("--grl-factor", type=float, help="LNL's reversal factor mu (exploration only)")
     b.add_argument("--entropy-weight", type=float, help="LNL's entropy weight lambda (exploration only)")
+    c = sub.add_parser("coco")
+    c.add_argument("--lrs", type=float, nargs="+", default=MINI["coco"]["lrs"])
+    c.add_argument("--steps", type=int, nargs="*", default=[600], help="lengths in steps (every split alike)")
+    c.add_argument("--epochs", type=int, nargs="*", default=[], help="lengths in epochs")
+    c.add_argument("--splits", nargs="+", default=["none"])
+    c.add_argument("--augmentations", nargs="+", default=MINI["coco"]["augmentations"])
+    c.add_argument("--seeds", type=int, nargs="+", default=MINI["coco"]["seeds"])
+    c.add_argument("--results", default=str(ROOT / "results" / "mini"), help="the mini results tree")
+    c.add_argument("--widths", type=int, nargs=3, help="the small ResNet's channels (diagnostic)")
+    c.add_argument("--unweighted-bce", action="store_true", help="plain BCE (diagnostic)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.experiment == "l2rw_mnist":
         tune_l2rw_mnist(args.lrs, args.steps, args.seeds, args.shares, args.methods)
+    elif args.experiment == "coco":
+        lengths = [("steps", n) for n in args.steps] + [("epochs", n) for n in args.epochs]
+        tune_coco(args.lrs, lengths, args.splits, args.augmentations, args.seeds, args.results, args.widths,
+                  args.unweighted_bce)
     else:
         over = {k: v for k, v in (("grl_factor", args.grl_factor), ("entropy_weight", args.entropy_weight))
                 if v is not None}
