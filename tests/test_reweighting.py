@@ -188,6 +188,36 @@ def test_same_pool_matches_tensorflow_same_padding(size):
         assert not np.array_equal(got[0, 0], tf_same_max_pool(a[0, 0], before=1))
 
 
+def tf_same_max_pool_grad(a: np.ndarray, g: np.ndarray, k: int = 3, stride: int = 2) -> np.ndarray:
+    """The gradient of ``tf_same_max_pool`` for upstream gradient ``g``: each output's gradient goes to its
+    window's maximum (the windows of ``tf_same_max_pool``; random inputs have no ties)."""
+    n, out = a.shape[0], g.shape[0]
+    start = -(max((out - 1) * stride + k - n, 0) // 2)
+    grad = np.zeros_like(a)
+    for i in range(out):
+        for j in range(out):
+            r0, c0 = max(start + i * stride, 0), max(start + j * stride, 0)
+            window = a[r0:start + i * stride + k, c0:start + j * stride + k]
+            r, c = np.unravel_index(window.argmax(), window.shape)
+            grad[r0 + r, c0 + c] += g[i, j]
+    return grad
+
+
+@pytest.mark.parametrize("size", [28, 14, 7, 6, 5, 2, 1])
+def test_same_pool_gradient(size):
+    """The gradient reaches each window's maximum as in TensorFlow's SAME pooling (on a channels-last input, as the
+    mini runs feed it)."""
+    rng = np.random.default_rng(size)
+    a, g = rng.standard_normal((2, 4, size, size)), rng.standard_normal((2, 4, -(-size // 2), -(-size // 2)))
+    x = torch.from_numpy(a).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    y = SamePool(size)(x)
+    y.backward(torch.from_numpy(g))
+    for b in range(2):
+        for c in range(4):
+            np.testing.assert_array_equal(y[b, c].detach().numpy(), tf_same_max_pool(a[b, c]))
+            np.testing.assert_allclose(x.grad[b, c].numpy(), tf_same_max_pool_grad(a[b, c], g[b, c]))
+
+
 def bn_backbone():
     """A small f/g with batch norm in both (BN momentum 0.1, running stats start at mean 0, var 1)."""
     torch.manual_seed(0)
