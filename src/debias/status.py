@@ -3,6 +3,7 @@
     python -m debias.status                                 (config/config.yaml)
     python -m debias.status --configfile config/mini.yaml   (any config, as given to snakemake)
     python -m debias.status --configfile config/mini.yaml --runs    (also every unfinished run by name)
+    python -m debias.status --configfile config/mini.yaml config/mini_columns.yaml   (several, merged as snakemake does)
 
 Run it from the repository root, like snakemake (the config's paths are relative to it). It reads the config and
 the results folder only: it writes nothing, needs no snakemake and imports torch only to read a resumable state
@@ -67,23 +68,36 @@ class TableStatus:
     leakage: tuple[int, int] | None = None  # COCO: (done, expected) leakage results
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """The config as snakemake reads it (``--configfile`` replaces config/config.yaml), checked against the schema."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"config file {str(path)!r} not found (--configfile; run from the repository root, where "
-                         f"{DEFAULT_CONFIG} is)")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys, found {type(config).__name__}")
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """The config as snakemake reads it, checked against the schema: ``--configfile`` replaces config/config.yaml,
+    and each further file is merged into the ones before it, key by key at every depth (Snakemake's own rule, e.g.
+    config/mini.yaml then config/mini_columns.yaml)."""
+    config: dict[str, Any] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InputError(f"config file {str(path)!r} not found (--configfile; run from the repository root, "
+                             f"where {DEFAULT_CONFIG} is)")
+        try:
+            part = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(part, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys, found {type(part).__name__}")
+        merge_into(config, part)
     if SCHEMA.is_file():
         errors = schema_errors(config, SCHEMA)
         if errors:
-            raise ConfigError(f"{path}: invalid config:\n  " + "\n  ".join(errors))
+            raise ConfigError(f"{' + '.join(map(str, paths))}: invalid config:\n  " + "\n  ".join(errors))
     return config
+
+
+def merge_into(config: dict[str, Any], part: dict[str, Any]) -> None:
+    """``part``'s keys over ``config``'s, mappings merged key by key, anything else replaced."""
+    for key, value in part.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            merge_into(config[key], value)
+        else:
+            config[key] = value
 
 
 def total_epochs(config: dict[str, Any], run: Run) -> int | None:
@@ -219,13 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m debias.status",
                                 description="Where a run stands: per table, the training runs done, running (with "
                                             "their epoch) and not started, and whether the table exists.")
-    p.add_argument("--configfile", default=DEFAULT_CONFIG,
-                   help=f"the config the run was started with (default: {DEFAULT_CONFIG})")
+    p.add_argument("--configfile", nargs="+", default=[DEFAULT_CONFIG],
+                   help=f"the config file(s) the run was started with, as given to snakemake (default: {DEFAULT_CONFIG})")
     p.add_argument("--runs", action="store_true", help="also list every running and not-started run by name")
     args = p.parse_args(argv)
     try:
-        config = load_config(args.configfile)
-        print(report(config, args.configfile, list_runs=args.runs))
+        config = load_config(*args.configfile)
+        print(report(config, " ".join(args.configfile), list_runs=args.runs))
     except InputError as err:
         print(f"Error: {err}", file=sys.stderr)
         return 2
