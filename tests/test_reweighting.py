@@ -153,19 +153,24 @@ def test_lenet_shapes():
     assert bb.classifier(bb.features(torch.zeros(2, 1, 28, 28))).shape == (2, 1)
 
 
-def tf_same_max_pool(a: np.ndarray, k: int = 3, stride: int = 2, before=None) -> np.ndarray:
-    """TensorFlow's SAME max-pool of a 2-D array, from its documented rule: out = ceil(in / stride),
-    pad_total = max((out - 1) * stride + k - in, 0), pad_before = pad_total // 2 (the rest after); each output
-    is the max over its k x k window clipped to the array (padding never wins a max)."""
-    n = a.shape[0]
+def tf_same_windows(n: int, k: int = 3, stride: int = 2, before=None):
+    """TensorFlow's SAME pooling windows over a side of n, from its documented rule: out = ceil(in / stride),
+    pad_total = max((out - 1) * stride + k - in, 0), pad_before = pad_total // 2 (the rest after); each window
+    (i, j, row slice, column slice) clipped to the array (padding never wins a max)."""
     out = -(-n // stride)
-    pad_total = max((out - 1) * stride + k - n, 0)
-    start = -(pad_total // 2 if before is None else before)
-    res = np.empty((out, out))
+    start = -(max((out - 1) * stride + k - n, 0) // 2 if before is None else before)
     for i in range(out):
         for j in range(out):
             r0, c0 = start + i * stride, start + j * stride
-            res[i, j] = a[max(r0, 0):r0 + k, max(c0, 0):c0 + k].max()
+            yield i, j, slice(max(r0, 0), r0 + k), slice(max(c0, 0), c0 + k)
+
+
+def tf_same_max_pool(a: np.ndarray, before=None) -> np.ndarray:
+    """TensorFlow's SAME max-pool 3x3 / 2 of a 2-D array: the max over each ``tf_same_windows`` window."""
+    out = -(-a.shape[0] // 2)
+    res = np.empty((out, out))
+    for i, j, rows, cols in tf_same_windows(a.shape[0], before=before):
+        res[i, j] = a[rows, cols].max()
     return res
 
 
@@ -188,18 +193,13 @@ def test_same_pool_matches_tensorflow_same_padding(size):
         assert not np.array_equal(got[0, 0], tf_same_max_pool(a[0, 0], before=1))
 
 
-def tf_same_max_pool_grad(a: np.ndarray, g: np.ndarray, k: int = 3, stride: int = 2) -> np.ndarray:
+def tf_same_max_pool_grad(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """The gradient of ``tf_same_max_pool`` for upstream gradient ``g``: each output's gradient goes to its
-    window's maximum (the windows of ``tf_same_max_pool``; random inputs have no ties)."""
-    n, out = a.shape[0], g.shape[0]
-    start = -(max((out - 1) * stride + k - n, 0) // 2)
+    window's maximum (random inputs have no ties)."""
     grad = np.zeros_like(a)
-    for i in range(out):
-        for j in range(out):
-            r0, c0 = max(start + i * stride, 0), max(start + j * stride, 0)
-            window = a[r0:start + i * stride + k, c0:start + j * stride + k]
-            r, c = np.unravel_index(window.argmax(), window.shape)
-            grad[r0 + r, c0 + c] += g[i, j]
+    for i, j, rows, cols in tf_same_windows(a.shape[0]):
+        r, c = np.unravel_index(a[rows, cols].argmax(), a[rows, cols].shape)
+        grad[rows.start + r, cols.start + c] += g[i, j]
     return grad
 
 
