@@ -69,11 +69,17 @@ def test_counts_of_a_results_tree_with_done_running_and_not_started_runs(tmp_pat
     path, cfg = mini_config(tmp_path)
     runs = paths.training_runs(cfg)
     cm = runs["colored_mnist"]
-    assert len(cm) == 2 * 5 * 3  # sigma2 x methods x seeds of config/mini.yaml
+    c, rw = cfg["colored_mnist"], cfg["reweighting"]
+    n_cm = len(c["sigma2"]) * len(c["methods"]) * len(c["seeds"])
+    n_ff = len(rw["fairface"]["shares"]) * len(rw["methods"]) * len(rw["seeds"]) + len(rw["seeds"])  # + balanced
+    n_grid = len(rw["l2rw_mnist"]["shares"]) * len(rw["methods"]) * len(rw["seeds"])
+    n_wb = len(runs["waterbirds"])
+    epochs = c["hparams"]["baseline"]["epochs"]
+    assert epochs >= 3 and len(cm) == n_cm == 7 * 5 * 3  # sigma2 x methods x seeds of config/mini.yaml
     for run in cm[:7]:
         write_metrics(run)
     baseline = [r for r in cm[7:] if r.row == "baseline"][0]
-    engine_state(baseline, epochs_done=2, epochs=cfg["colored_mnist"]["hparams"]["baseline"]["epochs"])
+    engine_state(baseline, epochs_done=2, epochs=epochs)
     for run in runs["waterbirds"]:
         write_metrics(run)
     (tmp_path / "results/tables").mkdir(parents=True)
@@ -88,24 +94,28 @@ def test_counts_of_a_results_tree_with_done_running_and_not_started_runs(tmp_pat
     assert tree(tmp_path / "results") == before  # nothing written
 
     t = tables["colored_mnist"]
-    assert (len(t.done), len(t.running), len(t.not_started)) == (7, 1, 22)
-    assert t.running[baseline.run_id].text() == "epoch 2 of 5"
+    assert (len(t.done), len(t.running), len(t.not_started)) == (7, 1, n_cm - 8)
+    assert t.running[baseline.run_id].text() == f"epoch 2 of {epochs}"
     assert t.tables == {str(tmp_path / "results/tables/colored_mnist.csv"): False}
-    assert (len(tables["waterbirds"].done), len(tables["waterbirds"].not_started)) == (10, 0)
+    assert (len(tables["waterbirds"].done), len(tables["waterbirds"].not_started)) == (n_wb, 0) and n_wb == 10
     assert all(tables["waterbirds"].tables.values())
     assert (len(tables["l2rw_mnist"].done), len(tables["l2rw_mnist"].running)) == (1, 0)
-    assert len(tables["fairface_reweighting"].not_started) == 5 * 6 * 3 + 3
+    assert len(tables["fairface_reweighting"].not_started) == n_ff == 13 * 6 * 3 + 3
     assert tables["coco"].leakage == (0, 24)
     assert not tables["claims"].runs and tables["claims"].tables
 
     text = status.report(cfg, str(path))
-    assert "colored_mnist         30 runs: 7 done, 1 running (epoch 2 of 5), 22 not started; table: missing" in text
-    assert "waterbirds            10 runs: 10 done, 0 running, 0 not started; table: present" in text
+    assert (f"colored_mnist         {n_cm} runs: 7 done, 1 running (epoch 2 of {epochs}), {n_cm - 8} not started; "
+            "table: missing") in text
+    assert f"waterbirds            {n_wb} runs: {n_wb} done, 0 running, 0 not started; table: present" in text
     # the matrix: 16 methods x 4 datasets x 2 seeds, none started
     assert "method_matrix         128 runs: 0 done, 0 running, 128 not started; table: missing" in text
-    assert re.search(r"total +320 runs: 18 done, 1 running, 301 not started; tables: 1 of 9 present", text)
+    n_coco = len(runs["coco"])
+    total = n_cm + n_ff + n_grid + n_wb + n_coco + 128
+    assert re.search(rf"total +{total} runs: {n_wb + 8} done, 1 running, {total - n_wb - 9} not started; "
+                     r"tables: 1 of 9 present", text)
     listed = status.report(cfg, str(path), list_runs=True)
-    assert f"running      {baseline.run_id}: epoch 2 of 5, state saved" in listed
+    assert f"running      {baseline.run_id}: epoch 2 of {epochs}, state saved" in listed
     assert f"not started  {cm[-1].run_id}" in listed
 
 
@@ -118,13 +128,14 @@ def test_a_batched_state_marks_every_run_of_its_batch(tmp_path):
     _, cfg = mini_config(tmp_path)
     cm = paths.training_runs(cfg)["colored_mnist"]
     first, second = cm[0], cm[1]  # seeds 0 and 1 of one cell
-    engine_state(first, epochs_done=1, epochs=5)
+    epochs = cfg["colored_mnist"]["hparams"]["baseline"]["epochs"]
+    engine_state(first, epochs_done=1, epochs=epochs)
     state = torch.load(first.state, weights_only=False)
     state["run_ids"] = [first.run_id, second.run_id]
     torch_save(state, first.state)
     t = {t.name: t for t in status.status(cfg)}["colored_mnist"]
     assert set(t.running) == {first.run_id, second.run_id}
-    assert "2 running (epoch 1 of 5)" in status.table_line(t, 13)
+    assert f"2 running (epoch 1 of {epochs})" in status.table_line(t, 13)
 
 
 def test_epochs_of_a_step_counted_run_agree_with_the_engine():
@@ -183,3 +194,23 @@ def test_unknown_or_bad_config_is_a_clear_error(tmp_path, capsys):
     bad = write_config(tmp_path, lambda c: c["colored_mnist"].update(seeds="zero"))
     assert status.main(["--configfile", str(bad)]) == 2
     assert "config key colored_mnist.seeds" in capsys.readouterr().err
+
+
+def test_several_configfiles_are_merged_key_by_key_as_snakemake_does(tmp_path, capsys):
+    """`--configfile a.yaml b.yaml`: b's keys replace a's at every depth, a's other keys stay (Snakemake's rule)."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("results: results/overlay\ncolored_mnist:\n  sigma2: [0.030]\n"
+                       "reweighting:\n  l2rw_mnist:\n    shares: [0.95]\n")
+    mini = yaml.safe_load((ROOT / "config/mini.yaml").read_text())
+    merged = status.load_config(ROOT / "config/mini.yaml", overlay)
+    assert merged["results"] == "results/overlay" and merged["colored_mnist"]["sigma2"] == [0.030]
+    assert merged["colored_mnist"]["hparams"] == mini["colored_mnist"]["hparams"]  # siblings stay mini's
+    assert merged["reweighting"]["l2rw_mnist"]["shares"] == [0.95]
+    assert merged["reweighting"]["l2rw_mnist"]["n_train"] == mini["reweighting"]["l2rw_mnist"]["n_train"]
+    assert merged["reweighting"]["fairface"] == mini["reweighting"]["fairface"]
+    runs = paths.training_runs(merged)
+    cm, rw = mini["colored_mnist"], mini["reweighting"]
+    assert len(runs["colored_mnist"]) == len(cm["methods"]) * len(cm["seeds"])
+    assert len(runs["l2rw_mnist"]) == len(rw["methods"]) * len(rw["seeds"])
+    assert status.main(["--configfile", str(ROOT / "config/mini.yaml"), str(overlay)]) == 0
+    assert "results/overlay" in capsys.readouterr().out

@@ -3,7 +3,7 @@
     python -m debias.status                                 (config/config.yaml)
     python -m debias.status --configfile config/mini.yaml   (any config, as given to snakemake)
     python -m debias.status --configfile config/mini.yaml --runs    (also every unfinished run by name)
-    python -m debias.status --configfile config/mini.yaml config/mini_columns.yaml   (several, merged as snakemake does)
+    python -m debias.status --configfile config/mini.yaml my_overlay.yaml   (several, merged as snakemake does)
 
 Run it from the repository root, like snakemake (the config's paths are relative to it). It reads the config and
 the results folder only: it writes nothing, needs no snakemake and imports torch only to read a resumable state
@@ -71,7 +71,7 @@ class TableStatus:
 def load_config(*paths: str | Path) -> dict[str, Any]:
     """The config as snakemake reads it, checked against the schema: ``--configfile`` replaces config/config.yaml,
     and each further file is merged into the ones before it, key by key at every depth (Snakemake's own rule, e.g.
-    config/mini.yaml then config/mini_columns.yaml)."""
+    config/mini.yaml then an overlay of a few keys)."""
     config: dict[str, Any] = {}
     for path in map(Path, paths):
         if not path.is_file():
