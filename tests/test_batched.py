@@ -261,7 +261,7 @@ def test_batched_colored_mnist_through_snakemake(tmp_path):
 
     def batched(cfg):
         cm = cfg["colored_mnist"]
-        cm["methods"], cm["seeds"] = ["baseline", "lnl"], [0, 1]
+        cm["methods"], cm["seeds"], cm["sigma2"] = ["baseline", "lnl"], [0, 1], [0.020, 0.050]
         for hp in cm["hparams"].values():
             hp["epochs"] = 1
         cm["train"].update(batch_runs=4, channels_last=False)
@@ -376,6 +376,7 @@ def test_batched_l2rw_grid_through_snakemake(tmp_path):
     def batched(cfg):
         rw = cfg["reweighting"]
         rw["methods"], rw["seeds"] = ["baseline", "hardmining", "l2rw"], [0, 1]
+        rw["l2rw_mnist"]["shares"] = [0.9, 0.99]
         rw["train"].update(batch_runs=3, channels_last=False)
         for hp in rw["l2rw_mnist"]["hparams"].values():
             hp["steps"] = 20
